@@ -1,0 +1,147 @@
+"""Runs in every interpreter before the user's script (compiled into the plugin).
+
+It becomes the module ``_orthanc_python_multi`` of each interpreter; the C++
+side calls these functions with that interpreter's GIL held.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import orthanc
+
+
+class LogStream:
+    """A text stream that writes each complete line to the Orthanc log."""
+
+    def __init__(self, log: object) -> None:
+        self._log = log
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._log(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, ""
+        if pending:
+            self._log(pending)
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+
+def install_log_streams() -> None:
+    """print() goes to the Orthanc log as information, sys.stderr as errors."""
+    sys.stdout = LogStream(orthanc.LogInfo)
+    sys.stderr = LogStream(orthanc.LogError)
+
+
+def prepare_paths(site_dirs: list[str], script_dir: str) -> None:
+    """The environment's site-packages (with its .pth files), then the script's folder first."""
+    import site
+
+    for folder in site_dirs:
+        site.addsitedir(folder)
+    if script_dir not in sys.path:
+        sys.path.insert(0, script_dir)
+
+
+def warm_up(script: str) -> None:
+    """Imports, in the main interpreter, the standard modules the script imports.
+
+    gh-136421: on 3.13.0 a standard extension module first imported in a
+    sub-interpreter (datetime, via _strptime...) can corrupt its state; imported
+    in the main interpreter first, it is safe.
+    """
+    import ast
+    import importlib
+
+    names = {"datetime", "_strptime", "json", "re", "threading", "traceback"}
+    try:
+        with open(script, "rb") as source:
+            tree = ast.parse(source.read())
+    except (OSError, SyntaxError, ValueError):
+        tree = None  # load_script reports it
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+    for name in sorted(names):
+        if name.split(".")[0] in sys.stdlib_module_names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the script reports its own import errors
+                pass
+
+
+def load_script(path: str) -> None:
+    """Imports the script as a module named after its file, as the existing plugin does."""
+    import importlib.util
+    import os
+
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module", path=path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+
+
+def explain_load_failure(error: BaseException, interpreters: int) -> str:
+    """One line telling the user what to do about an exception raised by the script."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ImportError) and "subinterpreters" in str(current):
+            module = current.name or str(current)
+            return (
+                f"the module {module} cannot be loaded in a sub-interpreter "
+                f"(PythonInterpreters is {interpreters}): set \"PythonInterpreters\": 1 "
+                "to run this script, or avoid that module"
+            )
+        current = current.__cause__ or current.__context__
+    return "fix the script (see the traceback above); Orthanc does not start with a failing script"
+
+
+def join_threads(timeout: float) -> list[str]:
+    """Waits up to `timeout` seconds for the script's threads; returns those still alive."""
+    deadline = time.monotonic() + timeout
+    this = threading.current_thread()
+    alive = []
+    for thread in threading.enumerate():
+        if thread is this or thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            alive.append(thread.name)
+    return alive
+
+
+def flush_log_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, LogStream):
+            stream.flush()

@@ -1,0 +1,32 @@
+// The plugin's configuration, read from Orthanc's JSON configuration.
+#pragma once
+
+#include <orthanc/OrthancCPlugin.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace opm {
+
+/// A configuration value that cannot be used; the message names the option.
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct plugin_config {
+    std::string script;           ///< absolute path; empty: no script, plugin inactive
+    bool verbose = false;         ///< PythonVerbose / Python.Verbose
+    unsigned interpreters = 1;    ///< PythonInterpreters / Python.Interpreters ("auto": cores)
+    std::vector<std::string> other_python_plugins;  ///< libOrthancPython* files Orthanc loads too
+};
+
+/// Parses Orthanc's configuration (the JSON text of OrthancPluginGetConfiguration).
+/// `cpu_count` resolves "auto". Throws config_error on a bad value.
+plugin_config parse_config(const std::string& json, unsigned cpu_count);
+
+/// Reads the configuration from Orthanc.
+plugin_config read_config(OrthancPluginContext* context);
+
+}  // namespace opm

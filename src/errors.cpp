@@ -1,0 +1,66 @@
+#include "errors.h"
+
+#include "sdk.h"
+
+namespace opm {
+
+namespace {
+
+/// orthanc.OrthancException of the current interpreter (each has its own).
+py::object orthanc_exception_type() {
+    return py::module_::import("orthanc").attr("OrthancException");
+}
+
+}  // namespace
+
+void bind_errors(py::module_& module) {
+    // Created per module object, so each interpreter has its own class.
+    py::handle type(PyErr_NewExceptionWithDoc(
+        "orthanc.OrthancException",
+        "An error reported by Orthanc; args are (error code: int, description: str).",
+        PyExc_Exception, nullptr));
+    if (!type) throw py::error_already_set();
+    module.add_object("OrthancException", type);
+}
+
+void raise_orthanc_exception(OrthancPluginErrorCode code, const char* description) {
+    if (description == nullptr) description = OrthancPluginGetErrorDescription(context(), code);
+    py::object args = py::make_tuple(static_cast<int>(code),
+                                     description ? description : "Unknown error");
+    PyErr_SetObject(orthanc_exception_type().ptr(), args.ptr());
+    throw py::error_already_set();
+}
+
+std::string format_exception(const py::error_already_set& error) {
+    try {
+        py::object format = py::module_::import("traceback").attr("format_exception");
+        py::object lines = format(error.type(), error.value(), error.trace());
+        std::string text = py::str("").attr("join")(lines).cast<std::string>();
+        while (!text.empty() && text.back() == '\n') text.pop_back();
+        return text;
+    } catch (const py::error_already_set&) {
+        return error.what();
+    }
+}
+
+OrthancPluginErrorCode error_code_of(const py::error_already_set& error) {
+    try {
+        if (error.matches(orthanc_exception_type())) {
+            py::tuple args = error.value().attr("args");
+            if (args.size() >= 1 && py::isinstance<py::int_>(args[0])) {
+                const int code = args[0].cast<int>();
+                if (code > 0) return static_cast<OrthancPluginErrorCode>(code);
+            }
+        }
+    } catch (const py::error_already_set&) {
+    }
+    return OrthancPluginErrorCode_Plugin;
+}
+
+OrthancPluginErrorCode report_callback_error(const char* what,
+                                             const py::error_already_set& error) {
+    log_error(std::string("Python: exception in ") + what + ":\n" + format_exception(error));
+    return error_code_of(error);
+}
+
+}  // namespace opm

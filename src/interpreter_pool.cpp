@@ -1,0 +1,226 @@
+#include "interpreter_pool.h"
+
+#include "sdk.h"
+
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_set>
+
+namespace opm {
+
+namespace {
+
+/// Deletes a thread state that no thread has attached.
+/// gh-126914 aside, a thread state must be current to be cleared and deleted.
+void delete_thread_state(PyThreadState* state) {
+    PyEval_RestoreThread(state);
+    PyThreadState_Clear(state);
+    PyThreadState_DeleteCurrent();
+}
+
+/// Thread states created by attach_guard and not yet deleted. Guarded by
+/// g_registry_mutex, which is never taken while holding a GIL.
+std::mutex g_registry_mutex;
+std::unordered_set<PyThreadState*> g_registry;
+
+/// The thread states of one OS thread, by interpreter index.
+struct thread_cache {
+    std::vector<PyThreadState*> states;
+
+    // Runs at thread exit. Orthanc joins its threads before OrthancPluginFinalize,
+    // so this normally deletes the states while their interpreters live; what
+    // finalize() reaped first is no longer in the registry and is left alone.
+    ~thread_cache() {
+        std::lock_guard<std::mutex> lock(g_registry_mutex);
+        for (PyThreadState* state : states) {
+            if (state != nullptr && g_registry.erase(state) == 1) delete_thread_state(state);
+        }
+    }
+};
+
+thread_local thread_cache t_cache;
+
+PyThreadState* current_thread_state() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
+void check(PyStatus status, const char* what) {
+    if (PyStatus_Exception(status)) {
+        throw std::runtime_error(std::string(what) + ": " +
+                                 (status.err_msg ? status.err_msg : "unknown error"));
+    }
+}
+
+}  // namespace
+
+interpreter_pool& interpreter_pool::instance() {
+    static interpreter_pool pool;
+    return pool;
+}
+
+void interpreter_pool::initialize(const pool_options& options,
+                                  const std::function<void()>& prepare_main,
+                                  const std::function<void(size_t)>& prepare) {
+    PyConfig config;
+    // Isolated: Orthanc's environment (PYTHONPATH, PYTHONHOME...) is not meant for us,
+    // and Python must not take over Orthanc's signal handlers.
+    PyConfig_InitIsolatedConfig(&config);
+    config.install_signal_handlers = 0;
+    config.parse_argv = 0;
+    config.verbose = options.verbose ? 1 : 0;
+    try {
+        if (!options.home.empty())
+            check(PyConfig_SetBytesString(&config, &config.home, options.home.c_str()),
+                  "PyConfig.home");
+        if (!options.executable.empty()) {
+            check(PyConfig_SetBytesString(&config, &config.executable, options.executable.c_str()),
+                  "PyConfig.executable");
+            check(PyConfig_SetBytesString(&config, &config.program_name,
+                                          options.executable.c_str()),
+                  "PyConfig.program_name");
+        }
+        check(Py_InitializeFromConfig(&config), "cannot initialize Python");
+    } catch (...) {
+        PyConfig_Clear(&config);
+        throw;
+    }
+    PyConfig_Clear(&config);
+    main_tstate_ = PyThreadState_Get();
+
+    try {
+        if (options.interpreters <= 1) {
+            uses_main_ = true;
+            slots_.emplace_back();
+            slots_.back().interp = PyThreadState_GetInterpreter(main_tstate_);
+            slots_.back().owner = main_tstate_;
+            prepare(0);
+        } else {
+            uses_main_ = false;
+            prepare_main();
+            PyInterpreterConfig sub_config = {};
+            sub_config.use_main_obmalloc = 0;
+            sub_config.allow_fork = 0;
+            sub_config.allow_exec = 0;
+            sub_config.allow_threads = 1;
+            sub_config.allow_daemon_threads = 0;
+            sub_config.check_multi_interp_extensions = 1;
+            sub_config.gil = PyInterpreterConfig_OWN_GIL;
+            for (unsigned i = 0; i < options.interpreters; ++i) {
+                PyThreadState* owner = nullptr;
+                // Detaches main_tstate_ and attaches the new interpreter's thread state.
+                PyStatus status = Py_NewInterpreterFromConfig(&owner, &sub_config);
+                check(status, "cannot create a sub-interpreter");
+                slots_.emplace_back();
+                slots_.back().interp = PyThreadState_GetInterpreter(owner);
+                slots_.back().owner = owner;
+                prepare(i);
+                PyThreadState_Swap(main_tstate_);
+            }
+        }
+    } catch (...) {
+        PyEval_SaveThread();
+        throw;
+    }
+    PyEval_SaveThread();
+    running_.store(true, std::memory_order_release);
+}
+
+void interpreter_pool::for_each(const std::function<void(size_t)>& fn) {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+        if (slots_[i].ended) continue;
+        PyEval_RestoreThread(slots_[i].owner);
+        try {
+            fn(i);
+        } catch (...) {
+            PyEval_SaveThread();
+            throw;
+        }
+        PyEval_SaveThread();
+    }
+}
+
+void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end) {
+    running_.store(false, std::memory_order_release);
+    if (main_tstate_ == nullptr) return;  // Python never started
+
+    bool all_stopped = true;
+    std::vector<bool> stopped(slots_.size(), true);
+    for_each([&](size_t i) {
+        stopped[i] = before_end(i);
+        all_stopped = all_stopped && stopped[i];
+    });
+
+    reap_cached_thread_states();
+
+    if (!uses_main_) {
+        for (size_t i = 0; i < slots_.size(); ++i) {
+            if (!stopped[i]) continue;
+            PyEval_RestoreThread(slots_[i].owner);
+            Py_EndInterpreter(slots_[i].owner);
+            slots_[i].ended = true;
+        }
+    }
+    if (!all_stopped) {
+        // Py_FinalizeEx would wait for the thread forever (and end the leftover
+        // sub-interpreters itself, which waits too). Leave the runtime as it is.
+        log_error("Python: some threads of the script did not stop; "
+                  "the Python runtime is left running so that Orthanc can exit");
+        return;
+    }
+    PyEval_RestoreThread(main_tstate_);
+    if (Py_FinalizeEx() != 0) log_warning("Python: errors while finalizing the runtime");
+    main_tstate_ = nullptr;
+    slots_.clear();
+}
+
+void interpreter_pool::reap_cached_thread_states() {
+    std::unordered_set<PyThreadState*> leftovers;
+    {
+        std::lock_guard<std::mutex> lock(g_registry_mutex);
+        leftovers.swap(g_registry);
+    }
+    if (leftovers.empty()) return;
+    // Deleting them from this thread aborts ("_PyThreadState_Attach: non-NULL old
+    // thread state"): this thread owns the interpreters' first thread states.
+    std::thread reaper([&leftovers] {
+        for (PyThreadState* state : leftovers) delete_thread_state(state);
+    });
+    reaper.join();
+}
+
+size_t interpreter_pool::current_index() const {
+    PyInterpreterState* interp = PyInterpreterState_Get();
+    for (size_t i = 0; i < slots_.size(); ++i) {
+        if (slots_[i].interp == interp) return i;
+    }
+    throw std::logic_error("the current interpreter does not belong to the plugin");
+}
+
+PyThreadState* interpreter_pool::thread_state_for(size_t index) {
+    std::vector<PyThreadState*>& states = t_cache.states;
+    if (states.size() < slots_.size()) states.resize(slots_.size(), nullptr);
+    PyThreadState*& state = states[index];
+    if (state == nullptr) {
+        state = PyThreadState_New(slots_[index].interp);
+        std::lock_guard<std::mutex> lock(g_registry_mutex);
+        g_registry.insert(state);
+    }
+    return state;
+}
+
+attach_guard::attach_guard(size_t index) : previous_(current_thread_state()) {
+    if (previous_ != nullptr) PyEval_SaveThread();
+    PyEval_RestoreThread(interpreter_pool::instance().thread_state_for(index));
+}
+
+attach_guard::~attach_guard() {
+    PyEval_SaveThread();
+    if (previous_ != nullptr) PyEval_RestoreThread(previous_);
+}
+
+}  // namespace opm

@@ -1,0 +1,131 @@
+// The embedded CPython runtime and the interpreters that run the user's script.
+#pragma once
+
+#include <Python.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace opm {
+
+struct pool_options {
+    unsigned interpreters = 1;       ///< 1: the main interpreter; N >= 2: N isolated sub-interpreters
+    bool verbose = false;            ///< PyConfig.verbose
+    std::string home;                ///< PyConfig.home (the base Python installation)
+    std::string executable;          ///< PyConfig.executable (the virtual environment's python)
+};
+
+/// Counters of one interpreter, updated lock-free by the callback threads.
+struct interpreter_stats {
+    std::atomic<int> in_flight{0};        ///< calls dispatched here and not finished
+    std::atomic<unsigned long> calls{0};  ///< calls dispatched here since start
+};
+
+/// Owns the CPython runtime of the process and the interpreters that run the script.
+///
+/// - initialize() and finalize() must run on the SAME OS thread (Orthanc calls
+///   OrthancPluginInitialize and OrthancPluginFinalize on its main thread).
+/// - Between them, any thread may attach to an interpreter with attach_guard; the
+///   pool creates one PyThreadState per (OS thread, interpreter) on first use, keeps
+///   it for the thread's lifetime and deletes it when the thread exits.
+/// - No thread holds any GIL when initialize() returns or when finalize() is called.
+class interpreter_pool {
+public:
+    static interpreter_pool& instance();
+
+    /// Initializes Python and creates the interpreters. With sub-interpreters,
+    /// `prepare_main()` first runs in the main interpreter; then `prepare(index)`
+    /// runs in each new interpreter, GIL held, before the next one is created.
+    /// Either may throw: the exception propagates with no GIL held, and the caller
+    /// then calls finalize() to shut down what was started.
+    void initialize(const pool_options& options, const std::function<void()>& prepare_main,
+                    const std::function<void(size_t)>& prepare);
+
+    /// Runs `fn(index)` in each live interpreter in turn, with its GIL held
+    /// (on the calling thread, which must hold no GIL).
+    void for_each(const std::function<void(size_t)>& fn);
+
+    /// Shuts the runtime down: `before_end(index, deadline)` runs in each interpreter
+    /// (GIL held) and returns false when a thread of that interpreter would not stop;
+    /// such an interpreter, and then the whole runtime, is left running rather than
+    /// hanging the process. Cached thread states are deleted first.
+    void finalize(const std::function<bool(size_t)>& before_end);
+
+    bool running() const { return running_.load(std::memory_order_acquire); }
+    size_t size() const { return slots_.size(); }
+    bool uses_main_interpreter() const { return uses_main_; }
+
+    /// Index of the interpreter the calling thread is attached to (its GIL held).
+    size_t current_index() const;
+
+    interpreter_stats& stats(size_t index) { return *slots_[index].stats; }
+
+    // Used by attach_guard.
+    PyThreadState* thread_state_for(size_t index);
+
+private:
+    struct slot {
+        PyInterpreterState* interp = nullptr;
+        PyThreadState* owner = nullptr;  ///< created with the interpreter, on the init thread
+        std::unique_ptr<interpreter_stats> stats = std::make_unique<interpreter_stats>();
+        bool ended = false;
+    };
+
+    void reap_cached_thread_states();
+
+    std::vector<slot> slots_;
+    PyThreadState* main_tstate_ = nullptr;
+    bool uses_main_ = true;
+    std::atomic<bool> running_{false};
+};
+
+/// Attaches the calling thread to one interpreter and takes its GIL for the
+/// lifetime of the object, with the thread's cached thread state.
+///
+/// - Construction and destruction must happen on the SAME OS thread.
+/// - May nest: a thread that holds another interpreter's GIL (or the same one's,
+///   through a nested SDK call) has it detached for the duration and restored after.
+class attach_guard {
+public:
+    explicit attach_guard(size_t index);
+    ~attach_guard();
+    attach_guard(const attach_guard&) = delete;
+    attach_guard& operator=(const attach_guard&) = delete;
+
+private:
+    PyThreadState* previous_;
+};
+
+/// Releases the GIL the calling thread holds for the lifetime of the object
+/// (around every SDK call, so Orthanc may call back into any interpreter).
+class release_gil {
+public:
+    release_gil() : state_(PyEval_SaveThread()) {}
+    ~release_gil() { PyEval_RestoreThread(state_); }
+    release_gil(const release_gil&) = delete;
+    release_gil& operator=(const release_gil&) = delete;
+
+private:
+    PyThreadState* state_;
+};
+
+/// Counts a call as in flight on an interpreter (for least-loaded dispatch).
+class in_flight_scope {
+public:
+    explicit in_flight_scope(interpreter_stats& stats) : stats_(stats) {
+        stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
+        stats_.calls.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~in_flight_scope() { stats_.in_flight.fetch_sub(1, std::memory_order_relaxed); }
+    in_flight_scope(const in_flight_scope&) = delete;
+    in_flight_scope& operator=(const in_flight_scope&) = delete;
+
+private:
+    interpreter_stats& stats_;
+};
+
+}  // namespace opm

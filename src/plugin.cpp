@@ -1,0 +1,280 @@
+// Orthanc plugin entry points: read the configuration, start Python, run the
+// script in each interpreter, and shut everything down at Finalize.
+
+#include "config.h"
+#include "errors.h"
+#include "interpreter_pool.h"
+#include "module.h"
+#include "rest.h"
+#include "sdk.h"
+
+#include "bootstrap_py.h"
+
+#include <pybind11/eval.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <dlfcn.h>
+#include <link.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+namespace fs = std::filesystem;
+
+namespace opm {
+
+namespace {
+
+constexpr const char* plugin_name = "python";
+constexpr double thread_stop_timeout_s = 10.0;
+
+/// The script failed to load; the message holds the traceback and what to do.
+class script_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+plugin_config g_config;
+bool g_active = false;
+
+/// Where this plugin file lies, for finding the environment it was installed in.
+fs::path plugin_file() {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&plugin_file), &info) == 0 || info.dli_fname == nullptr)
+        return {};
+    return fs::path(info.dli_fname);
+}
+
+/// The environment the plugin was installed into: site-packages holds
+/// orthanc_python_multi/lib/<this file>, and a virtual environment has pyvenv.cfg.
+struct environment {
+    std::vector<std::string> site_dirs;
+    std::string executable;
+};
+
+environment find_environment() {
+    environment env;
+    const fs::path package = plugin_file().parent_path().parent_path();
+    const fs::path site = package.parent_path();
+    if (package.filename() != "orthanc_python_multi" || site.filename() != "site-packages")
+        return env;  // a build tree: only the base installation
+    env.site_dirs.push_back(site.string());
+    const fs::path prefix = site.parent_path().parent_path().parent_path();
+    std::error_code ec;
+    if (fs::exists(prefix / "pyvenv.cfg", ec) && fs::exists(prefix / "bin" / "python3", ec))
+        env.executable = (prefix / "bin" / "python3").string();
+    return env;
+}
+
+/// Orthanc loads plugins with RTLD_LOCAL: extension modules (math, via datetime)
+/// then fail with "undefined symbol: PyFloat_Type". Re-open libpython globally.
+void promote_libpython() {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&Py_InitializeFromConfig), &info) != 0 &&
+        info.dli_fname != nullptr) {
+        if (dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD) == nullptr)
+            log_warning(std::string("Python: cannot re-open ") + info.dli_fname + " globally");
+    }
+}
+
+/// Another libpython in the process (the existing Python plugin): two embedded
+/// Pythons abort the process, so refuse instead.
+std::string other_libpython() {
+    Dl_info info{};
+    std::string ours;
+    if (dladdr(reinterpret_cast<void*>(&Py_InitializeFromConfig), &info) != 0 && info.dli_fname)
+        ours = fs::weakly_canonical(info.dli_fname).string();
+    struct search {
+        std::string ours;
+        std::string found;
+    } state{ours, {}};
+    dl_iterate_phdr(
+        [](dl_phdr_info* object, size_t, void* data) {
+            auto* s = static_cast<search*>(data);
+            const char* name = object->dlpi_name;
+            if (name == nullptr || std::strstr(name, "libpython") == nullptr) return 0;
+            std::error_code ec;
+            if (fs::weakly_canonical(name, ec).string() != s->ours) {
+                s->found = name;
+                return 1;
+            }
+            return 0;
+        },
+        &state);
+    return state.found;
+}
+
+py::module_ load_bootstrap() {
+    py::module_ module = py::reinterpret_steal<py::module_>(PyModule_New("_orthanc_python_multi"));
+    if (!module) throw py::error_already_set();
+    py::exec(bootstrap_py, module.attr("__dict__"));
+    py::module_::import("sys").attr("modules")["_orthanc_python_multi"] = module;
+    return module;
+}
+
+py::module_ bootstrap() { return py::module_::import("_orthanc_python_multi"); }
+
+/// Runs in each interpreter (GIL held): log streams, paths, then the script.
+void prepare_interpreter(size_t index, const environment& env) {
+    try {
+        py::module_ boot = load_bootstrap();
+        boot.attr("install_log_streams")();
+        boot.attr("prepare_paths")(env.site_dirs, fs::path(g_config.script).parent_path().string());
+        try {
+            boot.attr("load_script")(g_config.script);
+        } catch (const py::error_already_set& error) {
+            const std::string traceback = format_exception(error);
+            const std::string advice =
+                boot.attr("explain_load_failure")(error.value(), g_config.interpreters)
+                    .cast<std::string>();
+            boot.attr("flush_log_streams")();
+            throw script_error("Python: the script " + g_config.script +
+                               " raised an exception while loading in interpreter " +
+                               std::to_string(index) + ":\n" + traceback +
+                               "Python: Orthanc does not start: " + advice);
+        }
+        boot.attr("flush_log_streams")();
+    } catch (const py::error_already_set& error) {
+        throw script_error("Python: cannot prepare interpreter " + std::to_string(index) + ":\n" +
+                           format_exception(error));
+    }
+}
+
+/// Imports the script's standard modules in the main interpreter (GIL held).
+void warm_up_main() {
+    try {
+        load_bootstrap().attr("warm_up")(g_config.script);
+    } catch (const py::error_already_set& error) {
+        throw script_error("Python: cannot prepare the main interpreter:\n" +
+                           format_exception(error));
+    }
+}
+
+/// Drops everything this interpreter registered and waits (bounded) for the
+/// script's threads. Returns false when some thread would not stop. GIL held.
+bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadline) {
+    finalize_rest(index);
+    try {
+        const double left =
+            std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+        py::list alive = bootstrap().attr("join_threads")(left > 0 ? left : 0.0);
+        bootstrap().attr("flush_log_streams")();
+        if (alive.empty()) return true;
+        std::string names;
+        for (py::handle name : alive) names += " " + py::str(name).cast<std::string>();
+        log_error("Python: threads of interpreter " + std::to_string(index) +
+                  " still run after " + std::to_string(static_cast<int>(thread_stop_timeout_s)) +
+                  " s:" + names + " (stop them on ORTHANC_STOPPED)");
+        return false;
+    } catch (const py::error_already_set& error) {
+        log_error("Python: while stopping interpreter " + std::to_string(index) + ":\n" +
+                  format_exception(error));
+        return true;
+    }
+}
+
+void stop_python() {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(thread_stop_timeout_s));
+    interpreter_pool::instance().finalize(
+        [deadline](size_t index) { return stop_interpreter(index, deadline); });
+}
+
+int32_t initialize(OrthancPluginContext* context) {
+    set_context(context);
+    if (OrthancPluginCheckVersion(context) == 0) {
+        log_error("Python: this Orthanc is older than the plugin SDK it was built with (" +
+                  std::to_string(ORTHANC_PLUGINS_MINIMAL_MAJOR_NUMBER) + "." +
+                  std::to_string(ORTHANC_PLUGINS_MINIMAL_MINOR_NUMBER) + "." +
+                  std::to_string(ORTHANC_PLUGINS_MINIMAL_REVISION_NUMBER) + ")");
+        return -1;
+    }
+    OrthancPluginSetDescription(context,
+                                "Python scripts in parallel sub-interpreters (orthanc-python-multi)");
+
+    g_config = read_config(context);
+    if (g_config.script.empty()) {
+        log_warning("Python: no PythonScript in the configuration, the plugin stays inactive");
+        return 0;
+    }
+    if (!g_config.other_python_plugins.empty()) {
+        log_error("Python: the configuration also loads " + g_config.other_python_plugins[0] +
+                  " (the existing Python plugin); two embedded Pythons cannot share one Orthanc "
+                  "process: remove it from \"Plugins\"");
+        return -1;
+    }
+    const std::string other = other_libpython();
+    if (Py_IsInitialized() || !other.empty()) {
+        log_error("Python: another embedded Python (" + (other.empty() ? "this one" : other) +
+                  ") is already running in this Orthanc process, probably the existing Python "
+                  "plugin; load only one Python plugin");
+        return -1;
+    }
+
+    promote_libpython();
+    register_orthanc_module();
+
+    const environment env = find_environment();
+    pool_options options;
+    options.interpreters = g_config.interpreters;
+    options.verbose = g_config.verbose;
+    options.home = ORTHANC_PYTHON_MULTI_HOME;
+    options.executable = env.executable;
+
+    interpreter_pool& pool = interpreter_pool::instance();
+    try {
+        pool.initialize(options, &warm_up_main,
+                        [&env](size_t index) { prepare_interpreter(index, env); });
+    } catch (const std::exception& error) {
+        log_error(error.what());
+        close_rest_registration();
+        stop_python();
+        return -1;
+    }
+    close_rest_registration();
+    g_active = true;
+    log_warning("Python: " + g_config.script + " runs in " + std::to_string(pool.size()) +
+                (pool.uses_main_interpreter() ? " interpreter (the main one)"
+                                              : " sub-interpreters, each with its own GIL"));
+    return 0;
+}
+
+}  // namespace
+
+}  // namespace opm
+
+extern "C" {
+
+ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* context) {
+    try {
+        return opm::initialize(context);
+    } catch (const std::exception& error) {
+        opm::log_error(std::string("Python: ") + error.what());
+    } catch (...) {
+        opm::log_error("Python: unknown error at initialization");
+    }
+    return -1;
+}
+
+ORTHANC_PLUGINS_API void OrthancPluginFinalize() {
+    if (!opm::g_active) return;
+    opm::g_active = false;
+    try {
+        opm::stop_python();
+    } catch (const std::exception& error) {
+        opm::log_error(std::string("Python: error at shutdown: ") + error.what());
+    }
+}
+
+ORTHANC_PLUGINS_API const char* OrthancPluginGetName() { return opm::plugin_name; }
+
+ORTHANC_PLUGINS_API const char* OrthancPluginGetVersion() { return ORTHANC_PYTHON_MULTI_VERSION; }
+
+}  // extern "C"

@@ -1,0 +1,60 @@
+// Conversions between C strings or buffers and Python objects.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstring>
+
+namespace opm {
+
+namespace py = pybind11;
+
+/// The bytes of a bytes-like object (buffer protocol, no copy) or of a str
+/// (its UTF-8 form). Holds the object; the GIL may be released while it lives,
+/// since the view pins the buffer. GIL held for construction and destruction.
+class byte_view {
+public:
+    explicit byte_view(py::handle object) {
+        if (PyUnicode_Check(object.ptr())) {
+            Py_ssize_t size = 0;
+            data_ = PyUnicode_AsUTF8AndSize(object.ptr(), &size);
+            if (data_ == nullptr) throw py::error_already_set();
+            size_ = static_cast<size_t>(size);
+            owner_ = py::reinterpret_borrow<py::object>(object);
+        } else {
+            if (PyObject_GetBuffer(object.ptr(), &view_, PyBUF_SIMPLE) != 0)
+                throw py::error_already_set();
+            has_view_ = true;
+            data_ = static_cast<const char*>(view_.buf);
+            size_ = static_cast<size_t>(view_.len);
+        }
+    }
+    ~byte_view() {
+        if (has_view_) PyBuffer_Release(&view_);
+    }
+    byte_view(const byte_view&) = delete;
+    byte_view& operator=(const byte_view&) = delete;
+
+    const char* data() const { return data_; }
+    size_t size() const { return size_; }
+
+private:
+    py::object owner_;
+    Py_buffer view_{};
+    bool has_view_ = false;
+    const char* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+/// A str from text that Orthanc hands over as bytes of unknown encoding: UTF-8,
+/// with undecodable bytes kept as lone surrogates (errors="surrogateescape"),
+/// so `s.encode("utf-8", "surrogateescape")` gives back the exact bytes.
+inline py::str decode_text(const char* text) {
+    if (text == nullptr) text = "";
+    PyObject* decoded = PyUnicode_DecodeUTF8(text, static_cast<Py_ssize_t>(std::strlen(text)),
+                                             "surrogateescape");
+    if (decoded == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(decoded);
+}
+
+}  // namespace opm

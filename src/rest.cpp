@@ -1,0 +1,327 @@
+#include "rest.h"
+
+#include "errors.h"
+#include "interpreter_pool.h"
+#include "py_bytes.h"
+#include "sdk.h"
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace opm {
+
+namespace {
+
+/// OrthancPluginRestCallback carries no user data: each route gets its own
+/// trampoline, instantiated from a template, up to this many routes.
+constexpr size_t max_routes = 256;
+
+/// One regular expression registered with Orthanc, and the callable each
+/// interpreter registered for it.
+///
+/// - Written only while the scripts load (on Orthanc's main thread, before any
+///   request can arrive); read concurrently afterwards without a lock.
+/// - `callables[i]` belongs to interpreter i: it is created, called and dropped
+///   only with that interpreter's GIL held.
+struct route {
+    std::string regex;
+    std::vector<py::object> callables;  ///< by interpreter index; empty handle: not registered
+    std::vector<size_t> interpreters;   ///< indexes with a callable, in registration order
+    std::atomic<unsigned> next{0};      ///< round-robin start among equally loaded ones
+};
+
+std::array<std::unique_ptr<route>, max_routes> g_routes;
+size_t g_route_count = 0;
+std::atomic<bool> g_registration_open{true};
+
+/// The RestOutput object handed to a route: borrowed from Orthanc for the
+/// duration of the call, then invalidated (later use raises, never crashes).
+class rest_output {
+public:
+    explicit rest_output(OrthancPluginRestOutput* output) : output_(output) {}
+
+    OrthancPluginRestOutput* get() const {
+        if (output_ == nullptr)
+            raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                    "this RestOutput belongs to a REST callback that has returned");
+        return output_;
+    }
+    OrthancPluginRestOutput* answer() {
+        OrthancPluginRestOutput* output = get();
+        answered_ = true;
+        return output;
+    }
+    void invalidate() { output_ = nullptr; }
+    bool answered() const { return answered_; }
+
+private:
+    OrthancPluginRestOutput* output_;
+    bool answered_ = false;
+};
+
+const char* method_name(OrthancPluginHttpMethod method) {
+    switch (method) {
+        case OrthancPluginHttpMethod_Get: return "GET";
+        case OrthancPluginHttpMethod_Post: return "POST";
+        case OrthancPluginHttpMethod_Put: return "PUT";
+        case OrthancPluginHttpMethod_Delete: return "DELETE";
+        default: return "UNKNOWN";
+    }
+}
+
+py::dict make_dict(uint32_t count, const char* const* keys, const char* const* values) {
+    py::dict result;
+    for (uint32_t i = 0; i < count; ++i) result[decode_text(keys[i])] = decode_text(values[i]);
+    return result;
+}
+
+/// The keyword arguments of a route call, as the existing plugin passes them.
+py::dict request_kwargs(const OrthancPluginHttpRequest* request) {
+    py::dict kwargs;
+    kwargs["method"] = method_name(request->method);
+    py::tuple groups(request->groupsCount);
+    for (uint32_t i = 0; i < request->groupsCount; ++i) groups[i] = decode_text(request->groups[i]);
+    kwargs["groups"] = groups;
+    kwargs["headers"] = make_dict(request->headersCount, request->headersKeys,
+                                  request->headersValues);
+    if (request->method == OrthancPluginHttpMethod_Get) {
+        kwargs["get"] = make_dict(request->getCount, request->getKeys, request->getValues);
+    } else if (request->method == OrthancPluginHttpMethod_Post ||
+               request->method == OrthancPluginHttpMethod_Put) {
+        kwargs["body"] = py::bytes(static_cast<const char*>(request->body), request->bodySize);
+    }
+    return kwargs;
+}
+
+/// Least calls in flight among the interpreters that registered the route;
+/// ties go round-robin.
+size_t pick_interpreter(route& r) {
+    interpreter_pool& pool = interpreter_pool::instance();
+    const size_t count = r.interpreters.size();
+    if (count == 1) return r.interpreters[0];
+    const size_t start = r.next.fetch_add(1, std::memory_order_relaxed) % count;
+    size_t best = r.interpreters[start];
+    int best_load = pool.stats(best).in_flight.load(std::memory_order_relaxed);
+    for (size_t k = 1; k < count && best_load > 0; ++k) {
+        const size_t candidate = r.interpreters[(start + k) % count];
+        const int load = pool.stats(candidate).in_flight.load(std::memory_order_relaxed);
+        if (load < best_load) {
+            best = candidate;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+/// Calls the route's callable of the attached interpreter (its GIL held).
+OrthancPluginErrorCode call_route(const py::object& callable, OrthancPluginRestOutput* output,
+                                  const char* url, const OrthancPluginHttpRequest* request) {
+    auto* raw = new rest_output(output);
+    py::object py_output = py::cast(raw, py::return_value_policy::take_ownership);
+    try {
+        callable(py_output, decode_text(url), **request_kwargs(request));
+        raw->invalidate();
+    } catch (const py::error_already_set& error) {
+        raw->invalidate();
+        return report_callback_error((std::string("the REST callback for ") + url).c_str(), error);
+    }
+    if (!raw->answered()) {
+        // Orthanc would close the connection without any response.
+        log_error(std::string("Python: the REST callback for ") + url +
+                  " returned without answering (call output.AnswerBuffer or "
+                  "output.SendHttpStatusCode)");
+        return OrthancPluginErrorCode_Plugin;
+    }
+    return OrthancPluginErrorCode_Success;
+}
+
+OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, const char* url,
+                                   const OrthancPluginHttpRequest* request) {
+    interpreter_pool& pool = interpreter_pool::instance();
+    if (!pool.running()) return OrthancPluginErrorCode_Plugin;
+    try {
+        route& r = *g_routes[id];
+        const size_t index = pick_interpreter(r);
+        in_flight_scope busy(pool.stats(index));
+        attach_guard attached(index);
+        return call_route(r.callables[index], output, url, request);
+    } catch (const std::exception& error) {
+        log_error(std::string("Python: internal error in a REST callback: ") + error.what());
+    } catch (...) {
+        log_error("Python: unknown internal error in a REST callback");
+    }
+    return OrthancPluginErrorCode_InternalError;
+}
+
+template <size_t Id>
+OrthancPluginErrorCode rest_trampoline(OrthancPluginRestOutput* output, const char* url,
+                                       const OrthancPluginHttpRequest* request) {
+    return handle_rest(Id, output, url, request);
+}
+
+template <size_t... Ids>
+constexpr std::array<OrthancPluginRestCallback, sizeof...(Ids)> make_trampolines(
+    std::index_sequence<Ids...>) {
+    return {&rest_trampoline<Ids>...};
+}
+
+constexpr auto g_trampolines = make_trampolines(std::make_index_sequence<max_routes>{});
+
+void register_rest_callback(const std::string& regex, py::function callback) {
+    if (!g_registration_open.load())
+        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                "REST callbacks can only be registered while the script loads");
+    interpreter_pool& pool = interpreter_pool::instance();
+    const size_t index = pool.current_index();
+
+    route* target = nullptr;
+    for (size_t i = 0; i < g_route_count; ++i) {
+        if (g_routes[i]->regex == regex) target = g_routes[i].get();
+    }
+    if (target == nullptr) {
+        if (g_route_count == max_routes)
+            raise_orthanc_exception(OrthancPluginErrorCode_NotEnoughMemory,
+                                    "too many REST routes (at most 256)");
+        const size_t id = g_route_count++;
+        g_routes[id] = std::make_unique<route>();
+        target = g_routes[id].get();
+        target->regex = regex;
+        target->callables.resize(pool.size());
+        OrthancPluginRegisterRestCallbackNoLock(context(), regex.c_str(), g_trampolines[id]);
+    }
+    if (!target->callables[index]) target->interpreters.push_back(index);
+    target->callables[index] = std::move(callback);
+}
+
+void bind_rest_output(py::module_& module) {
+    using output = rest_output;
+    py::class_<output>(module, "RestOutput",
+                       "The answer to a REST request; valid only during its callback.")
+        .def(
+            "AnswerBuffer",
+            [](output& self, py::object answer, const std::string& mime_type) {
+                byte_view data(answer);
+                OrthancPluginRestOutput* target = self.answer();
+                release_gil unlocked;
+                OrthancPluginAnswerBuffer(context(), target, data.data(),
+                                          static_cast<uint32_t>(data.size()), mime_type.c_str());
+            },
+            py::arg("answer"), py::arg("mimeType"), "Answers with a body (bytes or str).")
+        .def(
+            "SendHttpStatusCode",
+            [](output& self, uint16_t status) {
+                OrthancPluginRestOutput* target = self.answer();
+                release_gil unlocked;
+                OrthancPluginSendHttpStatusCode(context(), target, status);
+            },
+            py::arg("status"), "Answers with an HTTP status and no body.")
+        .def(
+            "SendHttpStatus",
+            [](output& self, uint16_t status, py::object body) {
+                byte_view data(body);
+                OrthancPluginRestOutput* target = self.answer();
+                release_gil unlocked;
+                OrthancPluginSendHttpStatus(context(), target, status, data.data(),
+                                            static_cast<uint32_t>(data.size()));
+            },
+            py::arg("status"), py::arg("body"), "Answers with an HTTP status and a body.")
+        .def(
+            "SendMethodNotAllowed",
+            [](output& self, const std::string& allowed) {
+                OrthancPluginRestOutput* target = self.answer();
+                release_gil unlocked;
+                OrthancPluginSendMethodNotAllowed(context(), target, allowed.c_str());
+            },
+            py::arg("allowedMethods"), "Answers 405 with the allowed methods (e.g. 'GET,PUT').")
+        .def(
+            "SendUnauthorized",
+            [](output& self, const std::string& realm) {
+                OrthancPluginRestOutput* target = self.answer();
+                release_gil unlocked;
+                OrthancPluginSendUnauthorized(context(), target, realm.c_str());
+            },
+            py::arg("realm"), "Answers 401 asking for HTTP authentication.")
+        .def(
+            "Redirect",
+            [](output& self, const std::string& location) {
+                OrthancPluginRestOutput* target = self.answer();
+                release_gil unlocked;
+                OrthancPluginRedirect(context(), target, location.c_str());
+            },
+            py::arg("redirection"), "Answers 301 to another location.")
+        .def(
+            "SetHttpHeader",
+            [](output& self, const std::string& key, const std::string& value) {
+                OrthancPluginRestOutput* target = self.get();
+                release_gil unlocked;
+                OrthancPluginSetHttpHeader(context(), target, key.c_str(), value.c_str());
+            },
+            py::arg("key"), py::arg("value"), "Sets a header of the answer (before answering).")
+        .def(
+            "SetCookie",
+            [](output& self, const std::string& cookie, const std::string& value) {
+                OrthancPluginRestOutput* target = self.get();
+                release_gil unlocked;
+                OrthancPluginSetCookie(context(), target, cookie.c_str(), value.c_str());
+            },
+            py::arg("cookie"), py::arg("value"), "Sets a cookie of the answer (before answering).")
+        .def(
+            "SetHttpErrorDetails",
+            [](output& self, const std::string& details, bool log) {
+                OrthancPluginRestOutput* target = self.get();
+                release_gil unlocked;
+                OrthancPluginSetHttpErrorDetails(context(), target, details.c_str(), log ? 1 : 0);
+            },
+            py::arg("details"), py::arg("log"), "Details for the error answer of this request.")
+        .def(
+            "StartMultipartAnswer",
+            [](output& self, const std::string& sub_type, const std::string& content_type) {
+                OrthancPluginRestOutput* target = self.answer();
+                OrthancPluginErrorCode code;
+                {
+                    release_gil unlocked;
+                    code = OrthancPluginStartMultipartAnswer(context(), target, sub_type.c_str(),
+                                                             content_type.c_str());
+                }
+                check_sdk(code);
+            },
+            py::arg("subType"), py::arg("contentType"), "Starts a multipart answer.")
+        .def(
+            "SendMultipartItem",
+            [](output& self, py::object item) {
+                byte_view data(item);
+                OrthancPluginRestOutput* target = self.get();
+                OrthancPluginErrorCode code;
+                {
+                    release_gil unlocked;
+                    code = OrthancPluginSendMultipartItem(context(), target, data.data(),
+                                                          static_cast<uint32_t>(data.size()));
+                }
+                check_sdk(code);
+            },
+            py::arg("answer"), "Sends one part of a multipart answer.");
+}
+
+}  // namespace
+
+void bind_rest(py::module_& module) {
+    bind_rest_output(module);
+    module.def("RegisterRestCallback", &register_rest_callback, py::arg("pathRegularExpression"),
+               py::arg("callback"),
+               "Registers callback(output, uri, **request) for the URIs matching the regular "
+               "expression. Call while the script loads.");
+}
+
+void close_rest_registration() { g_registration_open.store(false); }
+
+void finalize_rest(size_t index) {
+    for (size_t i = 0; i < g_route_count; ++i) {
+        if (index < g_routes[i]->callables.size()) g_routes[i]->callables[index] = py::object();
+    }
+}
+
+}  // namespace opm

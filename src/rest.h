@@ -1,0 +1,19 @@
+// REST routes: RegisterRestCallback, the RestOutput class, dispatch of requests.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace opm {
+
+namespace py = pybind11;
+
+/// Adds RegisterRestCallback and RestOutput to the module being initialized.
+void bind_rest(py::module_& module);
+
+/// After Orthanc's initialization no route can be added (Orthanc ignores them).
+void close_rest_registration();
+
+/// Drops the route callables of interpreter `index`; its GIL held.
+void finalize_rest(size_t index);
+
+}  // namespace opm

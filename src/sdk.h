@@ -1,0 +1,49 @@
+// Access to the Orthanc plugin context and the SDK helpers every family uses.
+#pragma once
+
+#include <orthanc/OrthancCPlugin.h>
+
+#include <string>
+
+namespace opm {
+
+/// The context Orthanc handed to OrthancPluginInitialize; valid until Finalize.
+OrthancPluginContext* context();
+void set_context(OrthancPluginContext* context);
+
+void log_info(const std::string& message);
+void log_warning(const std::string& message);
+void log_error(const std::string& message);
+
+/// Owns an OrthancPluginMemoryBuffer filled by the SDK; frees it on destruction.
+class memory_buffer {
+public:
+    memory_buffer() = default;
+    memory_buffer(const memory_buffer&) = delete;
+    memory_buffer& operator=(const memory_buffer&) = delete;
+    ~memory_buffer();
+
+    OrthancPluginMemoryBuffer* get() { return &buffer_; }
+    const char* data() const { return static_cast<const char*>(buffer_.data); }
+    size_t size() const { return buffer_.size; }
+
+private:
+    OrthancPluginMemoryBuffer buffer_{nullptr, 0};
+};
+
+/// Owns a char* string allocated by the SDK; frees it on destruction.
+class sdk_string {
+public:
+    explicit sdk_string(char* value) : value_(value) {}
+    sdk_string(const sdk_string&) = delete;
+    sdk_string& operator=(const sdk_string&) = delete;
+    ~sdk_string();
+
+    bool empty() const { return value_ == nullptr; }
+    std::string str() const { return value_ ? std::string(value_) : std::string(); }
+
+private:
+    char* value_;
+};
+
+}  // namespace opm
