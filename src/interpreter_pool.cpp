@@ -66,6 +66,7 @@ interpreter_pool& interpreter_pool::instance() {
 void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<void()>& prepare_main,
                                   const std::function<void(size_t)>& prepare) {
+    size_ = options.interpreters < 1 ? 1 : options.interpreters;
     PyConfig config;
     // Isolated: Orthanc's environment (PYTHONPATH, PYTHONHOME...) is not meant for us,
     // and Python must not take over Orthanc's signal handlers.
@@ -176,6 +177,7 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end) {
     if (Py_FinalizeEx() != 0) log_warning("Python: errors while finalizing the runtime");
     main_tstate_ = nullptr;
     slots_.clear();
+    size_ = 0;
 }
 
 void interpreter_pool::reap_cached_thread_states() {
@@ -203,7 +205,7 @@ size_t interpreter_pool::current_index() const {
 
 PyThreadState* interpreter_pool::thread_state_for(size_t index) {
     std::vector<PyThreadState*>& states = t_cache.states;
-    if (states.size() < slots_.size()) states.resize(slots_.size(), nullptr);
+    if (states.size() < size_) states.resize(size_, nullptr);
     PyThreadState*& state = states[index];
     if (state == nullptr) {
         state = PyThreadState_New(slots_[index].interp);

@@ -56,7 +56,8 @@ public:
     void finalize(const std::function<bool(size_t)>& before_end);
 
     bool running() const { return running_.load(std::memory_order_acquire); }
-    size_t size() const { return slots_.size(); }
+    /// The number of interpreters asked for (all exist once initialize() returns).
+    size_t size() const { return size_; }
     bool uses_main_interpreter() const { return uses_main_; }
 
     /// Index of the interpreter the calling thread is attached to (its GIL held).
@@ -78,6 +79,7 @@ private:
     void reap_cached_thread_states();
 
     std::vector<slot> slots_;
+    size_t size_ = 0;
     PyThreadState* main_tstate_ = nullptr;
     bool uses_main_ = true;
     std::atomic<bool> running_{false};

@@ -137,7 +137,7 @@ void prepare_interpreter(size_t index, const environment& env) {
             throw script_error("Python: the script " + g_config.script +
                                " raised an exception while loading in interpreter " +
                                std::to_string(index) + ":\n" + traceback +
-                               "Python: Orthanc does not start: " + advice);
+                               "\nPython: Orthanc does not start: " + advice);
         }
         boot.attr("flush_log_streams")();
     } catch (const py::error_already_set& error) {

@@ -1,0 +1,58 @@
+"""Fixtures that start real Orthanc servers with this plugin."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .orthanc_server import OrthancServer, make_server
+
+StartOrthanc = Callable[..., OrthancServer]
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrthanc]:
+    """start(script, interpreters=1, extra=None, wait=True) -> a running OrthancServer.
+
+    At teardown each server still running is stopped with SIGTERM; the test fails
+    unless it exits with code 0 and its log has no "Fatal Python error". The log
+    is printed when the test failed.
+    """
+    servers: list[OrthancServer] = []
+
+    def start(
+        script: str,
+        *,
+        interpreters: int | str = 1,
+        extra: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> OrthancServer:
+        server = make_server(
+            tmp_path / f"orthanc{len(servers)}",
+            textwrap.dedent(script),
+            interpreters=interpreters,
+            extra=extra,
+        )
+        servers.append(server)
+        server.start(wait=wait)
+        return server
+
+    yield start
+
+    problems = []
+    for server in servers:
+        expected_to_run = server.return_code is None
+        code = server.stop()
+        if expected_to_run and code != 0:
+            problems.append(f"{server.folder.name} exited with {code}")
+        if "Fatal Python error" in server.log():
+            problems.append(f"{server.folder.name} logged a Fatal Python error")
+    failed = getattr(request.node, "report_call", None)
+    if problems or (failed is not None and failed.failed):
+        for server in servers:
+            print(f"===== Orthanc log of {server.folder.name} =====\n{server.log()}")
+    assert not problems, "; ".join(problems)
