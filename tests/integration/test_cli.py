@@ -1,0 +1,67 @@
+"""The orthanc-python-multi command (orthanc/orthanc_python_multi/cli.py)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .orthanc_server import free_port
+
+COMMAND = [sys.executable, "-m", "orthanc_python_multi"]
+
+
+def test_plugin_path_prints_the_installed_library() -> None:
+    result = subprocess.run([*COMMAND, "plugin-path"], capture_output=True, text=True, check=True)
+    path = Path(result.stdout.strip())
+    assert path.is_absolute()
+    assert path.name == "libOrthancPythonMulti.so"
+    assert path.is_file()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_run_serves_the_script_and_stops_cleanly(tmp_path: Path, signum: int) -> None:
+    script = tmp_path / "hello.py"
+    script.write_text(
+        "import orthanc\n"
+        "def Hello(output, uri, **request):\n"
+        "    output.AnswerBuffer('hello %d' % orthanc.GetInterpreterCount(), 'text/plain')\n"
+        "orthanc.RegisterRestCallback('/hello', Hello)\n"
+    )
+    port = free_port()
+    log = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen(
+        [*COMMAND, "run", str(script), "--interpreters", "2", "--http-port", str(port),
+         "--dicom-port", str(free_port()), "--storage", str(tmp_path / "storage")],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        answer = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/hello", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert answer is not None and answer.text == "hello 2"
+        process.send_signal(signum)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    assert (tmp_path / "storage" / "index").exists()
+
+
+def test_run_rejects_a_missing_script(tmp_path: Path) -> None:
+    result = subprocess.run([*COMMAND, "run", str(tmp_path / "nope.py")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "no such script" in result.stderr
