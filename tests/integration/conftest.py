@@ -46,7 +46,11 @@ def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrt
     problems = []
     for server in servers:
         expected_to_run = server.return_code is None
-        code = server.stop()
+        try:
+            code = server.stop()
+        except RuntimeError as error:  # it hung and was killed
+            problems.append(f"{server.folder.name}: {error}")
+            continue
         if expected_to_run and code != 0:
             problems.append(f"{server.folder.name} exited with {code}")
         if "Fatal Python error" in server.log():

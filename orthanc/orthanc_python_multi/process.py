@@ -1,0 +1,142 @@
+"""An Orthanc process on free loopback ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .server import build_config, find_orthanc
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OrthancProcess:
+    """One Orthanc server started by us, its log in `folder/orthanc.log`.
+
+    Only this process is ever signalled or killed, by its own PID.
+    """
+
+    def __init__(self, folder: Path, config: dict[str, Any], *, verbose: bool = True) -> None:
+        self.folder = folder
+        self.config = config
+        self.verbose = verbose
+        self.process: subprocess.Popen[bytes] | None = None
+        self.return_code: int | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "orthanc.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config['HttpPort']}"
+
+    @property
+    def dicom_port(self) -> int:
+        return int(self.config["DicomPort"])
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self, *, wait: bool = True) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config_file = self.folder / "orthanc.json"
+        config_file.write_text(json.dumps(self.config, indent=2))
+        self.return_code = None
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [find_orthanc(), *(["--verbose"] if self.verbose else []), str(config_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.folder,
+            )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"Orthanc exited with {self.process.returncode} at start:\n{self.log()}"
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/system", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"Orthanc did not answer within {timeout} s:\n{self.log()}")
+
+    def wait_exit(self, timeout: float = START_TIMEOUT_S) -> int:
+        """For a server expected to stop by itself (a failed start)."""
+        assert self.process is not None
+        try:
+            self.return_code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        return self.return_code
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM, then the exit code; killed (and an error raised) if it hangs."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise RuntimeError(f"Orthanc did not stop within {timeout} s") from None
+        self.return_code = self.process.returncode
+        return self.return_code
+
+
+def make_orthanc(
+    folder: Path,
+    script: str,
+    *,
+    plugin: Path,
+    interpreters: int | str = 1,
+    extra: dict[str, Any] | None = None,
+    verbose: bool = True,
+) -> OrthancProcess:
+    """An Orthanc (not started) with `plugin`, running `script` (source text), in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script_file = folder / "plugin_script.py"
+    script_file.write_text(script)
+    config = build_config(
+        plugin=plugin,
+        script=script_file,
+        storage=folder / "storage",
+        interpreters=interpreters,
+        http_port=free_port(),
+        dicom_port=free_port(),
+        name=folder.name,
+        extra=extra,
+    )
+    return OrthancProcess(folder, config, verbose=verbose)
