@@ -1,0 +1,344 @@
+"""Stage 2: classification rules, raw header facts -> a typed, frozen model.
+
+The model is what the emitters read and what `python -m generator --dump-model`
+writes as sorted JSON, so an SDK upgrade shows up as a readable diff.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .manifest import Manifest
+from .parse import RawFunction, RawHeader, RawParam
+
+PREFIX = "OrthancPlugin"
+CONTEXT = "OrthancPluginContext *"
+INTEGER_TYPES = {"int", "int32_t", "uint8_t", "uint16_t", "uint32_t", "int64_t", "uint64_t"}
+FLOAT_TYPES = {"float"}
+OUTPUT_TYPES = {"OrthancPluginMemoryBuffer *": "bytes", "OrthancPluginMemoryBuffer64 *": "bytes64",
+                "uint16_t *": "uint16"}
+
+
+class UnsupportedError(Exception):
+    """A function the rules cannot wrap; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class EnumConstant:
+    py_name: str
+    c_name: str
+    value: int
+    doc: str
+
+
+@dataclass(frozen=True)
+class Enum:
+    py_name: str
+    c_name: str
+    constants: tuple[EnumConstant, ...]
+    doc: str
+
+
+@dataclass(frozen=True)
+class Param:
+    """One Python-visible parameter, which may stand for several C parameters.
+
+    kind: "str", "int", "float", "enum", "object" (a handle class instance or
+    None), "buffer" (bytes-like; C pointer + size), "image_buffer" (bytes-like of
+    at least pitch * height bytes), "dict" (str -> str; C count, keys, values).
+    """
+
+    py_name: str
+    kind: str
+    c_type: str
+    target: str = ""  # enum or class Python name for "enum" and "object"
+    c_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Function:
+    """An SDK function wrapped automatically, as a global function or a method.
+
+    returns: "none", "str" (freed char*), "static_str" (const char*), "int",
+    "float", "enum", "object" (a new owned handle); `outputs` are C output
+    parameters returned instead ("bytes", "bytes64", "uint16"), as a tuple when
+    several. `checks_error`: the C result is an OrthancPluginErrorCode.
+    """
+
+    c_name: str
+    py_name: str
+    owner: str  # class Python name, "" for a global function
+    owner_c_type: str
+    params: tuple[Param, ...]
+    returns: str
+    returns_target: str
+    outputs: tuple[str, ...]
+    checks_error: bool
+    c_args: tuple[str, ...]  # C argument expressions after the context, in order
+    marks_answered: bool  # a RestOutput method that answers the request
+    doc: str
+
+
+@dataclass(frozen=True)
+class HandleClass:
+    py_name: str
+    c_name: str
+    destructor: str  # SDK function freeing an owned instance, "" if none
+    doc: str
+
+
+@dataclass(frozen=True)
+class Handwritten:
+    py_name: str
+    owner: str
+    covers: tuple[str, ...]
+    binder: str
+    signature: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Unwrapped:
+    c_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Model:
+    sdk_version: str
+    enums: tuple[Enum, ...]
+    classes: tuple[HandleClass, ...]
+    functions: tuple[Function, ...]
+    handwritten: tuple[Handwritten, ...]
+    unwrapped: tuple[Unwrapped, ...]
+    sdk_functions: int  # M: every SDK function of the header
+
+    @property
+    def wrapped_count(self) -> int:
+        return self.sdk_functions - len(self.unwrapped)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def py_name(c_name: str) -> str:
+    """OrthancPluginDicomInstance -> DicomInstance."""
+    if not c_name.startswith(PREFIX):
+        raise ValueError(f"{c_name} does not start with {PREFIX}")
+    return c_name[len(PREFIX):]
+
+
+def constant_name(enum_c_name: str, constant_c_name: str) -> str:
+    """OrthancPluginChangeType_StableStudy -> STABLE_STUDY (the existing plugin's names)."""
+    suffix = constant_c_name[len(enum_c_name) + 1:]
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", suffix).upper()
+
+
+def build_enum(raw_name: str, constants: tuple[tuple[str, int, str], ...], doc: str) -> Enum:
+    return Enum(
+        py_name=py_name(raw_name),
+        c_name=raw_name,
+        constants=tuple(
+            EnumConstant(constant_name(raw_name, c), c, value, cdoc)
+            for c, value, cdoc in constants
+            if not c.startswith("_")
+        ),
+        doc=summary(doc),
+    )
+
+
+def summary(comment: str) -> str:
+    """The Doxygen text without @param/@return/@ingroup... lines, @brief folded in."""
+    lines = []
+    for line in comment.splitlines():
+        if line.startswith("@brief"):
+            line = line[len("@brief"):].strip()
+        elif line.startswith("@"):
+            continue
+        lines.append(line)
+    text = "\n".join(lines).strip()
+    # The brief line is usually repeated as the first sentence of the body.
+    parts = text.split("\n\n", 1)
+    if len(parts) == 2 and parts[1].replace("\n", " ").startswith(parts[0].rstrip(".")):
+        text = parts[1]
+    return text
+
+
+@dataclass
+class _Context:
+    enums: set[str]
+    handles: set[str]
+    manifest: Manifest
+    destructors: dict[str, str] = field(default_factory=dict)
+
+
+def _pointee_handle(c_type: str, handles: set[str]) -> str:
+    """'const OrthancPluginImage *' -> 'OrthancPluginImage' when it is a handle type."""
+    match = re.fullmatch(r"(?:const )?(\w+) \*", c_type)
+    if match and match.group(1) in handles:
+        return match.group(1)
+    return ""
+
+
+def _is_size(param: RawParam) -> bool:
+    return param.type in ("uint32_t", "uint64_t") and (
+        param.name == "size" or param.name.endswith("Size"))
+
+
+def _classify_params(fn: RawFunction, ctx: _Context) -> tuple[
+        list[str], str, list[Param], list[str]]:
+    """-> (outputs, owner C type, Python params, C argument expressions)."""
+    params = list(fn.params[1:])
+    outputs: list[str] = []
+    c_args: list[str] = []
+    while params and params[0].type in OUTPUT_TYPES:
+        kind = OUTPUT_TYPES[params[0].type]
+        c_args.append(f"&out{len(outputs)}" if kind == "uint16" else f"out{len(outputs)}.get()")
+        outputs.append(kind)
+        params.pop(0)
+    owner = ""
+    if params:
+        owner = _pointee_handle(params[0].type, ctx.handles)
+        if owner:
+            c_args.append("owner")
+            params.pop(0)
+    result: list[Param] = []
+    i = 0
+    while i < len(params):
+        p = params[i]
+        nxt = params[i + 1] if i + 1 < len(params) else None
+        if p.type in ("const void *", "const char *") and nxt is not None and _is_size(nxt):
+            result.append(Param(p.name, "buffer", p.type, c_names=(p.name, nxt.name)))
+            cast = "const char *" if p.type == "const char *" else "const void *"
+            c_args += [f"static_cast<{cast}>(static_cast<const void *>({p.name}.data()))",
+                       f"static_cast<{nxt.type}>({p.name}.size())"]
+            i += 2
+            continue
+        if p.type == "const void *" and p.name == "buffer" and any(
+                q.name == "pitch" for q in params) and any(q.name == "height" for q in params):
+            result.append(Param(p.name, "image_buffer", p.type, c_names=(p.name,)))
+            c_args.append(f"{p.name}.data()")
+            i += 1
+            continue
+        if (p.type == "uint32_t" and p.name.endswith("Count") and i + 2 < len(params)
+                and params[i + 1].type == params[i + 2].type == "const char *const *"):
+            name = p.name[:-len("Count")]
+            result.append(Param(name, "dict", "dict", c_names=(p.name, params[i + 1].name,
+                                                               params[i + 2].name)))
+            c_args += [f"{name}.count()", f"{name}.keys()", f"{name}.values()"]
+            i += 3
+            continue
+        if p.type == "const char *":
+            result.append(Param(p.name, "str", p.type, c_names=(p.name,)))
+            c_args.append(f"{p.name}.c_str()")
+        elif p.type in INTEGER_TYPES:
+            result.append(Param(p.name, "int", p.type, c_names=(p.name,)))
+            c_args.append(p.name)
+        elif p.type in FLOAT_TYPES:
+            result.append(Param(p.name, "float", p.type, c_names=(p.name,)))
+            c_args.append(p.name)
+        elif p.type in ctx.enums:
+            result.append(Param(p.name, "enum", p.type, py_name(p.type), c_names=(p.name,)))
+            c_args.append(f"static_cast<{p.type}>({p.name})")
+        elif handle := _pointee_handle(p.type, ctx.handles):
+            result.append(Param(p.name, "object", p.type, py_name(handle), c_names=(p.name,)))
+            c_args.append(f"({p.name} ? {p.name}->get() : nullptr)")
+        else:
+            raise UnsupportedError(f"parameter {p.name} of type {p.type}")
+        i += 1
+    return outputs, owner, result, c_args
+
+
+def _classify_result(fn: RawFunction, ctx: _Context, outputs: list[str]) -> tuple[str, str, bool]:
+    result = fn.result
+    if result == "OrthancPluginErrorCode":
+        return "none", "", True
+    if outputs:
+        raise UnsupportedError(f"output parameters with a {result} result")
+    if result == "void":
+        return "none", "", False
+    if result == "char *":
+        return "str", "", False
+    if result == "const char *":
+        return "static_str", "", False
+    if result in INTEGER_TYPES:
+        return "int", "", False
+    if result in FLOAT_TYPES:
+        return "float", "", False
+    if result in ctx.enums:
+        return "enum", py_name(result), False
+    if handle := _pointee_handle(result, ctx.handles):
+        return "object", py_name(handle), False
+    raise UnsupportedError(f"result type {result}")
+
+
+def _classify(fn: RawFunction, ctx: _Context) -> Function:
+    outputs, owner, params, c_args = _classify_params(fn, ctx)
+    returns, target, checks_error = _classify_result(fn, ctx, outputs)
+    return Function(
+        c_name=fn.name,
+        py_name=py_name(fn.name),
+        owner=py_name(owner) if owner else "",
+        owner_c_type=owner,
+        params=tuple(params),
+        returns=returns,
+        returns_target=target,
+        outputs=tuple(outputs),
+        checks_error=checks_error,
+        c_args=tuple(c_args),
+        marks_answered=bool(owner) and py_name(fn.name) not in ctx.manifest.not_answering.get(
+            py_name(owner), ()),
+        doc=summary(fn.comment),
+    )
+
+
+def build_model(header: RawHeader, manifest: Manifest) -> Model:
+    """Applies the rules to every SDK function of `header`; see the module docstring."""
+    sdk = [f for f in header.functions if f.params and f.params[0].type == CONTEXT]
+    names = {f.name for f in sdk}
+    manifest.check_against(names)
+
+    handles = set(header.opaque_types)
+    ctx = _Context(enums={e.name for e in header.enums}, handles=handles, manifest=manifest)
+    enums = tuple(sorted((build_enum(e.name, e.constants, e.comment) for e in header.enums
+                          if not e.name.startswith("_")), key=lambda e: e.py_name))
+
+    destructors: dict[str, str] = {}
+    for fn in sdk:
+        if fn.name.startswith(PREFIX + "Free") and len(fn.params) == 2 and fn.result == "void":
+            handle = _pointee_handle(fn.params[1].type, handles)
+            if handle and not fn.params[1].type.startswith("const"):
+                destructors[handle] = fn.name
+
+    covered = manifest.covered()
+    functions: list[Function] = []
+    unwrapped: list[Unwrapped] = []
+    for fn in sdk:
+        if fn.name in covered:
+            continue
+        if fn.name in manifest.unsupported:
+            unwrapped.append(Unwrapped(fn.name, manifest.unsupported[fn.name]))
+            continue
+        if fn.name in destructors.values():
+            continue  # the class frees its handle when collected
+        try:
+            functions.append(_classify(fn, ctx))
+        except UnsupportedError as error:
+            raise UnsupportedError(
+                f"{fn.name} (line {fn.line}): {error}; wrap it by hand or list it under "
+                "[unsupported] in generator/manifest.toml with a reason") from None
+
+    classes = tuple(sorted(
+        (HandleClass(py_name(h), h, destructors.get(h, ""), manifest.class_doc(py_name(h)))
+         for h in handles), key=lambda c: c.py_name))
+    return Model(
+        sdk_version="%d.%d.%d" % header.version,
+        enums=enums,
+        classes=classes,
+        functions=tuple(sorted(functions, key=lambda f: (f.owner, f.py_name))),
+        handwritten=tuple(manifest.handwritten),
+        unwrapped=tuple(sorted(unwrapped, key=lambda u: u.c_name)),
+        sdk_functions=len(sdk),
+    )
