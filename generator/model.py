@@ -195,14 +195,14 @@ def _classify_params(fn: RawFunction, ctx: _Context) -> tuple[
     c_args: list[str] = []
     while params and params[0].type in OUTPUT_TYPES:
         kind = OUTPUT_TYPES[params[0].type]
-        c_args.append(f"&out{len(outputs)}" if kind == "uint16" else f"out{len(outputs)}.get()")
+        c_args.append(f"&out{len(outputs)}_" if kind == "uint16" else f"out{len(outputs)}_.get()")
         outputs.append(kind)
         params.pop(0)
     owner = ""
     if params:
         owner = _pointee_handle(params[0].type, ctx.handles)
         if owner:
-            c_args.append("owner")
+            c_args.append("owner_")
             params.pop(0)
     result: list[Param] = []
     i = 0
@@ -341,4 +341,24 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
         handwritten=tuple(manifest.handwritten),
         unwrapped=tuple(sorted(unwrapped, key=lambda u: u.c_name)),
         sdk_functions=len(sdk),
+    )
+
+
+def model_from_json(data: dict[str, Any]) -> Model:
+    """The inverse of Model.to_json_dict (for emitting from a saved model)."""
+    return Model(
+        sdk_version=data["sdk_version"],
+        enums=tuple(Enum(e["py_name"], e["c_name"],
+                         tuple(EnumConstant(**c) for c in e["constants"]), e["doc"])
+                    for e in data["enums"]),
+        classes=tuple(HandleClass(**c) for c in data["classes"]),
+        functions=tuple(
+            Function(**{**f, "params": tuple(Param(**{**p, "c_names": tuple(p["c_names"])})
+                                             for p in f["params"]),
+                        "outputs": tuple(f["outputs"]), "c_args": tuple(f["c_args"])})
+            for f in data["functions"]),
+        handwritten=tuple(Handwritten(**{**h, "covers": tuple(h["covers"])})
+                          for h in data["handwritten"]),
+        unwrapped=tuple(Unwrapped(**u) for u in data["unwrapped"]),
+        sdk_functions=data["sdk_functions"],
     )

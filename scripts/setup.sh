@@ -61,7 +61,7 @@ if [ ! -x .venv/bin/python ] || ! shared_python_ok .venv/bin/python; then
 fi
 
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=3.1" cmake ninja
+.venv/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=3.1" "libclang>=16" cmake ninja
 # No build isolation: the build folder (build/) is reused, so rebuilds are incremental.
 .venv/bin/python -m pip install -q --no-build-isolation ".[test]"
 echo "setup: plugin installed at $(.venv/bin/orthanc-python-multi plugin-path)"

@@ -1,6 +1,8 @@
 #include "rest.h"
 
 #include "errors.h"
+#include "handles.h"
+#include "orthanc_handwritten.h"
 #include "interpreter_pool.h"
 #include "py_bytes.h"
 #include "sdk.h"
@@ -37,31 +39,6 @@ struct route {
 std::array<std::unique_ptr<route>, max_routes> g_routes;
 size_t g_route_count = 0;
 std::atomic<bool> g_registration_open{true};
-
-/// The RestOutput object handed to a route: borrowed from Orthanc for the
-/// duration of the call, then invalidated (later use raises, never crashes).
-class rest_output {
-public:
-    explicit rest_output(OrthancPluginRestOutput* output) : output_(output) {}
-
-    OrthancPluginRestOutput* get() const {
-        if (output_ == nullptr)
-            raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
-                                    "this RestOutput belongs to a REST callback that has returned");
-        return output_;
-    }
-    OrthancPluginRestOutput* answer() {
-        OrthancPluginRestOutput* output = get();
-        answered_ = true;
-        return output;
-    }
-    void invalidate() { output_ = nullptr; }
-    bool answered() const { return answered_; }
-
-private:
-    OrthancPluginRestOutput* output_;
-    bool answered_ = false;
-};
 
 const char* method_name(OrthancPluginHttpMethod method) {
     switch (method) {
@@ -120,16 +97,13 @@ size_t pick_interpreter(route& r) {
 /// Calls the route's callable of the attached interpreter (its GIL held).
 OrthancPluginErrorCode call_route(const py::object& callable, OrthancPluginRestOutput* output,
                                   const char* url, const OrthancPluginHttpRequest* request) {
-    auto* raw = new rest_output(output);
-    py::object py_output = py::cast(raw, py::return_value_policy::take_ownership);
+    borrowed<OrthancPluginRestOutput> py_output(output);
     try {
-        callable(py_output, decode_text(url), **request_kwargs(request));
-        raw->invalidate();
+        callable(py_output.object(), decode_text(url), **request_kwargs(request));
     } catch (const py::error_already_set& error) {
-        raw->invalidate();
         return report_callback_error((std::string("the REST callback for ") + url).c_str(), error);
     }
-    if (!raw->answered()) {
+    if (!py_output.raw().used()) {
         // Orthanc would close the connection without any response.
         log_error(std::string("Python: the REST callback for ") + url +
                   " returned without answering (call output.AnswerBuffer or "
@@ -197,119 +171,9 @@ void register_rest_callback(const std::string& regex, py::function callback) {
     target->callables[index] = std::move(callback);
 }
 
-void bind_rest_output(py::module_& module) {
-    using output = rest_output;
-    py::class_<output>(module, "RestOutput",
-                       "The answer to a REST request; valid only during its callback.")
-        .def(
-            "AnswerBuffer",
-            [](output& self, py::object answer, const std::string& mime_type) {
-                byte_view data(answer);
-                OrthancPluginRestOutput* target = self.answer();
-                release_gil unlocked;
-                OrthancPluginAnswerBuffer(context(), target, data.data(),
-                                          static_cast<uint32_t>(data.size()), mime_type.c_str());
-            },
-            py::arg("answer"), py::arg("mimeType"), "Answers with a body (bytes or str).")
-        .def(
-            "SendHttpStatusCode",
-            [](output& self, uint16_t status) {
-                OrthancPluginRestOutput* target = self.answer();
-                release_gil unlocked;
-                OrthancPluginSendHttpStatusCode(context(), target, status);
-            },
-            py::arg("status"), "Answers with an HTTP status and no body.")
-        .def(
-            "SendHttpStatus",
-            [](output& self, uint16_t status, py::object body) {
-                byte_view data(body);
-                OrthancPluginRestOutput* target = self.answer();
-                release_gil unlocked;
-                OrthancPluginSendHttpStatus(context(), target, status, data.data(),
-                                            static_cast<uint32_t>(data.size()));
-            },
-            py::arg("status"), py::arg("body"), "Answers with an HTTP status and a body.")
-        .def(
-            "SendMethodNotAllowed",
-            [](output& self, const std::string& allowed) {
-                OrthancPluginRestOutput* target = self.answer();
-                release_gil unlocked;
-                OrthancPluginSendMethodNotAllowed(context(), target, allowed.c_str());
-            },
-            py::arg("allowedMethods"), "Answers 405 with the allowed methods (e.g. 'GET,PUT').")
-        .def(
-            "SendUnauthorized",
-            [](output& self, const std::string& realm) {
-                OrthancPluginRestOutput* target = self.answer();
-                release_gil unlocked;
-                OrthancPluginSendUnauthorized(context(), target, realm.c_str());
-            },
-            py::arg("realm"), "Answers 401 asking for HTTP authentication.")
-        .def(
-            "Redirect",
-            [](output& self, const std::string& location) {
-                OrthancPluginRestOutput* target = self.answer();
-                release_gil unlocked;
-                OrthancPluginRedirect(context(), target, location.c_str());
-            },
-            py::arg("redirection"), "Answers 301 to another location.")
-        .def(
-            "SetHttpHeader",
-            [](output& self, const std::string& key, const std::string& value) {
-                OrthancPluginRestOutput* target = self.get();
-                release_gil unlocked;
-                OrthancPluginSetHttpHeader(context(), target, key.c_str(), value.c_str());
-            },
-            py::arg("key"), py::arg("value"), "Sets a header of the answer (before answering).")
-        .def(
-            "SetCookie",
-            [](output& self, const std::string& cookie, const std::string& value) {
-                OrthancPluginRestOutput* target = self.get();
-                release_gil unlocked;
-                OrthancPluginSetCookie(context(), target, cookie.c_str(), value.c_str());
-            },
-            py::arg("cookie"), py::arg("value"), "Sets a cookie of the answer (before answering).")
-        .def(
-            "SetHttpErrorDetails",
-            [](output& self, const std::string& details, bool log) {
-                OrthancPluginRestOutput* target = self.get();
-                release_gil unlocked;
-                OrthancPluginSetHttpErrorDetails(context(), target, details.c_str(), log ? 1 : 0);
-            },
-            py::arg("details"), py::arg("log"), "Details for the error answer of this request.")
-        .def(
-            "StartMultipartAnswer",
-            [](output& self, const std::string& sub_type, const std::string& content_type) {
-                OrthancPluginRestOutput* target = self.answer();
-                OrthancPluginErrorCode code;
-                {
-                    release_gil unlocked;
-                    code = OrthancPluginStartMultipartAnswer(context(), target, sub_type.c_str(),
-                                                             content_type.c_str());
-                }
-                check_sdk(code);
-            },
-            py::arg("subType"), py::arg("contentType"), "Starts a multipart answer.")
-        .def(
-            "SendMultipartItem",
-            [](output& self, py::object item) {
-                byte_view data(item);
-                OrthancPluginRestOutput* target = self.get();
-                OrthancPluginErrorCode code;
-                {
-                    release_gil unlocked;
-                    code = OrthancPluginSendMultipartItem(context(), target, data.data(),
-                                                          static_cast<uint32_t>(data.size()));
-                }
-                check_sdk(code);
-            },
-            py::arg("answer"), "Sends one part of a multipart answer.");
-}
-
 }  // namespace
 
-void bind_rest(py::module_& module) {
-    bind_rest_output(module);
+void bind_register_rest_callback(py::module_& module) {
     module.def("RegisterRestCallback", &register_rest_callback, py::arg("pathRegularExpression"),
                py::arg("callback"),
                "Registers callback(output, uri, **request) for the URIs matching the regular "

@@ -7,9 +7,6 @@ namespace opm {
 
 namespace py = pybind11;
 
-/// Adds RegisterRestCallback and RestOutput to the module being initialized.
-void bind_rest(py::module_& module);
-
 /// After Orthanc's initialization no route can be added (Orthanc ignores them).
 void close_rest_registration();
 

@@ -19,10 +19,6 @@ void log_error(const std::string& message) {
     if (g_context) OrthancPluginLogError(g_context, message.c_str());
 }
 
-memory_buffer::~memory_buffer() {
-    if (buffer_.data != nullptr) OrthancPluginFreeMemoryBuffer(g_context, &buffer_);
-}
-
 sdk_string::~sdk_string() {
     if (value_ != nullptr) OrthancPluginFreeString(g_context, value_);
 }

@@ -15,22 +15,6 @@ void log_info(const std::string& message);
 void log_warning(const std::string& message);
 void log_error(const std::string& message);
 
-/// Owns an OrthancPluginMemoryBuffer filled by the SDK; frees it on destruction.
-class memory_buffer {
-public:
-    memory_buffer() = default;
-    memory_buffer(const memory_buffer&) = delete;
-    memory_buffer& operator=(const memory_buffer&) = delete;
-    ~memory_buffer();
-
-    OrthancPluginMemoryBuffer* get() { return &buffer_; }
-    const char* data() const { return static_cast<const char*>(buffer_.data); }
-    size_t size() const { return buffer_.size; }
-
-private:
-    OrthancPluginMemoryBuffer buffer_{nullptr, 0};
-};
-
 /// Owns a char* string allocated by the SDK; frees it on destruction.
 class sdk_string {
 public:

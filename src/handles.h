@@ -1,0 +1,177 @@
+// Python objects around SDK handles, and the conversions the generated bindings use.
+#pragma once
+
+#include "errors.h"
+#include "py_bytes.h"
+#include "sdk.h"
+
+#include <pybind11/pybind11.h>
+
+#include <orthanc/OrthancCPlugin.h>
+
+#include <string>
+#include <vector>
+
+namespace opm {
+
+namespace py = pybind11;
+
+/// How to free an owned handle of type T; specialized by the generated code
+/// for the types the SDK has a Free function for.
+template <typename T>
+struct handle_traits {
+    static void destroy(T* object);
+};
+
+/// The Python object around an SDK handle (orthanc.Image, orthanc.RestOutput...).
+///
+/// - Owned: created by Python (CreateImage...), freed when collected.
+/// - Borrowed: lent by Orthanc to a callback, invalidated when the callback
+///   returns; later use raises orthanc.OrthancException, never touches the pointer.
+/// - Python cannot construct one: there is no constructor binding.
+/// - Used with the GIL of the interpreter that created it.
+template <typename T>
+class handle {
+public:
+    handle(T* pointer, bool owned) : pointer_(pointer), owned_(owned) {}
+    handle(const handle&) = delete;
+    handle& operator=(const handle&) = delete;
+    ~handle() {
+        if (owned_ && pointer_ != nullptr) handle_traits<T>::destroy(pointer_);
+    }
+
+    T* get() const {
+        if (pointer_ == nullptr)
+            raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                    "this object belongs to a callback that has returned");
+        return pointer_;
+    }
+    /// get() for a call that answers a request (see `used()`).
+    T* use() {
+        T* pointer = get();
+        used_ = true;
+        return pointer;
+    }
+    bool used() const { return used_; }
+    void invalidate() { pointer_ = nullptr; }
+
+private:
+    T* pointer_;
+    bool owned_;
+    bool used_ = false;
+};
+
+/// A borrowed handle for the duration of a callback: `object` goes to Python,
+/// and the handle is invalidated when this leaves scope (GIL held).
+template <typename T>
+class borrowed {
+public:
+    explicit borrowed(T* pointer)
+        : raw_(new handle<T>(pointer, false)),
+          object_(py::cast(raw_, py::return_value_policy::take_ownership)) {}
+    borrowed(const T* pointer) : borrowed(const_cast<T*>(pointer)) {}
+    ~borrowed() { raw_->invalidate(); }
+    borrowed(const borrowed&) = delete;
+    borrowed& operator=(const borrowed&) = delete;
+
+    const py::object& object() const { return object_; }
+    handle<T>& raw() { return *raw_; }
+
+private:
+    handle<T>* raw_;
+    py::object object_;
+};
+
+/// A new owned Python object for a handle the SDK returned (NULL: an error).
+template <typename T>
+py::object new_owned(T* pointer, const char* function) {
+    if (pointer == nullptr)
+        raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
+                                (std::string(function) + " returned no object").c_str());
+    return py::cast(new handle<T>(pointer, true), py::return_value_policy::take_ownership);
+}
+
+/// A str from a string the SDK allocated (freed here); None for NULL.
+inline py::object owned_text(char* text) {
+    sdk_string owner(text);
+    if (text == nullptr) return py::none();
+    return decode_text(text);
+}
+
+/// Owns an OrthancPluginMemoryBuffer filled by the SDK; frees it on destruction.
+class memory_buffer {
+public:
+    memory_buffer() = default;
+    memory_buffer(const memory_buffer&) = delete;
+    memory_buffer& operator=(const memory_buffer&) = delete;
+    ~memory_buffer() {
+        if (buffer_.data != nullptr) OrthancPluginFreeMemoryBuffer(context(), &buffer_);
+    }
+
+    OrthancPluginMemoryBuffer* get() { return &buffer_; }
+    py::bytes bytes() const { return py::bytes(data(), size()); }
+    const char* data() const { return static_cast<const char*>(buffer_.data); }
+    size_t size() const { return buffer_.size; }
+
+private:
+    OrthancPluginMemoryBuffer buffer_{nullptr, 0};
+};
+
+/// Owns an OrthancPluginMemoryBuffer64 filled by the SDK.
+class memory_buffer64 {
+public:
+    memory_buffer64() = default;
+    memory_buffer64(const memory_buffer64&) = delete;
+    memory_buffer64& operator=(const memory_buffer64&) = delete;
+    ~memory_buffer64() {
+        if (buffer_.data != nullptr) OrthancPluginFreeMemoryBuffer64(context(), &buffer_);
+    }
+    OrthancPluginMemoryBuffer64* get() { return &buffer_; }
+    py::bytes bytes() const {
+        return py::bytes(static_cast<const char*>(buffer_.data), buffer_.size);
+    }
+
+private:
+    OrthancPluginMemoryBuffer64 buffer_{nullptr, 0};
+};
+
+/// A Python dict of str -> str as the SDK's count + keys + values arrays.
+class string_dict {
+public:
+    explicit string_dict(const py::object& mapping) {
+        if (!mapping.is_none()) {
+            for (auto item : py::dict(mapping)) {
+                keys_.push_back(py::str(item.first).cast<std::string>());
+                values_.push_back(py::str(item.second).cast<std::string>());
+            }
+        }
+        for (size_t i = 0; i < keys_.size(); ++i) {
+            key_pointers_.push_back(keys_[i].c_str());
+            value_pointers_.push_back(values_[i].c_str());
+        }
+    }
+    uint32_t count() const { return static_cast<uint32_t>(keys_.size()); }
+    const char* const* keys() const { return key_pointers_.data(); }
+    const char* const* values() const { return value_pointers_.data(); }
+
+private:
+    std::vector<std::string> keys_, values_;
+    std::vector<const char*> key_pointers_, value_pointers_;
+};
+
+inline void check_image_buffer(const byte_view& buffer, uint32_t pitch, uint32_t height) {
+    if (buffer.size() < static_cast<size_t>(pitch) * height)
+        throw py::value_error("the buffer holds fewer than pitch * height bytes");
+}
+
+/// A class whose attributes are int constants (orthanc.ChangeType.STABLE_STUDY).
+inline py::object make_constants_class(const char* name, const py::dict& constants,
+                                       const char* doc) {
+    py::dict namespace_(constants);
+    namespace_["__doc__"] = doc;
+    namespace_["__module__"] = "orthanc";
+    return py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(&PyType_Type))(
+        name, py::make_tuple(), namespace_);
+}
+
+}  // namespace opm

@@ -1,0 +1,140 @@
+// Hand-written SDK bindings whose C signatures the generator's rules do not
+// cover (declared in generator/manifest.toml).
+
+#include "interpreter_pool.h"
+#include "orthanc_handwritten.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace opm {
+
+void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls) {
+    cls.def(
+        "GetImageBuffer",
+        [](handle<OrthancPluginImage>& self) {
+            OrthancPluginImage* image = self.get();
+            const void* pixels;
+            size_t size;
+            {
+                release_gil unlocked;
+                pixels = OrthancPluginGetImageBuffer(context(), image);
+                size = static_cast<size_t>(OrthancPluginGetImagePitch(context(), image)) *
+                       OrthancPluginGetImageHeight(context(), image);
+            }
+            if (pixels == nullptr && size > 0)
+                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
+                                        "the image has no buffer");
+            return py::bytes(static_cast<const char*>(pixels), size);
+        },
+        "A copy of the pixels (pitch * height bytes).");
+}
+
+void bind_create_image_from_buffer(py::module_& m) {
+    m.def(
+        "CreateImageFromBuffer",
+        [](int format, uint32_t width, uint32_t height, uint32_t pitch, py::object buffer_arg) {
+            byte_view buffer(buffer_arg);
+            check_image_buffer(buffer, pitch, height);
+            OrthancPluginImage* image;
+            {
+                release_gil unlocked;
+                image = OrthancPluginCreateImage(
+                    context(), static_cast<OrthancPluginPixelFormat>(format), width, height);
+            }
+            py::object result = new_owned(image, "OrthancPluginCreateImage");
+            const uint32_t target_pitch = OrthancPluginGetImagePitch(context(), image);
+            char* target = static_cast<char*>(OrthancPluginGetImageBuffer(context(), image));
+            const size_t row = std::min(target_pitch, pitch);
+            for (uint32_t y = 0; y < height; ++y)
+                std::memcpy(target + static_cast<size_t>(y) * target_pitch,
+                            buffer.data() + static_cast<size_t>(y) * pitch, row);
+            return result;
+        },
+        py::arg("format"), py::arg("width"), py::arg("height"), py::arg("pitch"),
+        py::arg("buffer"),
+        "A new image holding a copy of buffer (at least pitch * height bytes).");
+}
+
+void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls) {
+    cls.def(
+        "GetInstanceData",
+        [](handle<OrthancPluginDicomInstance>& self) {
+            OrthancPluginDicomInstance* instance = self.get();
+            const void* data;
+            int64_t size;
+            {
+                release_gil unlocked;
+                data = OrthancPluginGetInstanceData(context(), instance);
+                size = OrthancPluginGetInstanceSize(context(), instance);
+            }
+            if (data == nullptr || size < 0)
+                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
+                                        "the instance has no data");
+            return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
+        },
+        "A copy of the DICOM file.");
+}
+
+void bind_lookup_dictionary(py::module_& m) {
+    m.def(
+        "LookupDictionary",
+        [](const std::string& name) {
+            OrthancPluginDictionaryEntry entry{};
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                code = OrthancPluginLookupDictionary(context(), &entry, name.c_str());
+            }
+            check_sdk(code);
+            py::dict result;
+            result["Group"] = entry.group;
+            result["Element"] = entry.element;
+            result["ValueRepresentation"] = static_cast<int>(entry.vr);
+            result["MinMultiplicity"] = entry.minMultiplicity;
+            result["MaxMultiplicity"] = entry.maxMultiplicity;
+            return result;
+        },
+        py::arg("name"),
+        "The DICOM dictionary entry of a tag name: Group, Element, ValueRepresentation, "
+        "MinMultiplicity, MaxMultiplicity.");
+}
+
+namespace {
+
+std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& self,
+                                             uint32_t index) {
+    OrthancPluginFindQuery* query = self.get();
+    uint16_t group = 0;
+    uint16_t element = 0;
+    OrthancPluginErrorCode code;
+    {
+        release_gil unlocked;
+        code = OrthancPluginGetFindQueryTag(context(), &group, &element, query, index);
+    }
+    check_sdk(code);
+    return std::make_pair(group, element);
+}
+
+}  // namespace
+
+void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls) {
+    cls.def(
+        "GetFindQueryTagGroup",
+        [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
+            return find_query_tag(self, index).first;
+        },
+        py::arg("index"), "The group of the index-th tag of the query.");
+}
+
+void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls) {
+    cls.def(
+        "GetFindQueryTagElement",
+        [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
+            return find_query_tag(self, index).second;
+        },
+        py::arg("index"), "The element of the index-th tag of the query.");
+}
+
+}  // namespace opm
