@@ -7,7 +7,7 @@ import textwrap
 from .model import Function, Model, Param
 
 _PARAM_TYPES = {"str": "str", "int": "int", "float": "float", "enum": "int",
-                "buffer": "Buffer", "image_buffer": "Buffer", "dict": "Mapping[str, str] | None"}
+                "buffer": "Buffer | str", "image_buffer": "Buffer", "dict": "Mapping[str, str] | None"}
 _RESULT_TYPES = {"none": "None", "str": "str | None", "static_str": "str | None", "int": "int",
                  "float": "float", "enum": "int"}
 _OUTPUT_TYPES = {"bytes": "bytes", "bytes64": "bytes", "uint16": "int"}
@@ -16,16 +16,14 @@ _OUTPUT_TYPES = {"bytes": "bytes", "bytes64": "bytes", "uint16": "int"}
 PRELUDE = '''\
 from __future__ import annotations
 
-from collections.abc import Buffer, Mapping
-from typing import Any, Final, Protocol
+from collections.abc import Buffer, Callable, Mapping
+from typing import Concatenate, Final
 
 class OrthancException(Exception):
     """An error reported by Orthanc; args are (error code: int, description: str)."""
 
-class RestCallback(Protocol):
-    """callback(output, uri, **request): request has method, groups, headers, get or body."""
-
-    def __call__(self, output: RestOutput, uri: str, /, **request: Any) -> None: ...
+# callback(output, uri, **request): request has method, groups, headers, and get or body.
+RestCallback = Callable[Concatenate[RestOutput, str, ...], None]
 '''
 
 

@@ -1,0 +1,168 @@
+"""Each classification rule of generator/model.py, on a tiny inline header."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generator.emit_cpp import emit_cpp, emit_handwritten_header
+from generator.emit_pyi import emit_pyi
+from generator.manifest import Manifest
+from generator.model import Handwritten, UnsupportedError, model_from_json
+
+from .conftest import BuildModel, ParseHeader
+
+
+def test_global_function_with_string_parameter(model: BuildModel) -> None:
+    m = model("""
+        /** @brief Log a line. */
+        static inline void OrthancPluginLogInfo(OrthancPluginContext* context, const char* message) {}
+    """)
+    (fn,) = m.functions
+    assert (fn.py_name, fn.owner, fn.returns) == ("LogInfo", "", "none")
+    assert [(p.py_name, p.kind) for p in fn.params] == [("message", "str")]
+    assert fn.doc == "Log a line."
+
+
+def test_opaque_handle_becomes_a_class_with_methods_and_destructor(model: BuildModel) -> None:
+    m = model("""
+        typedef struct _OrthancPluginImage_t OrthancPluginImage;
+        static inline uint32_t OrthancPluginGetImageWidth(OrthancPluginContext* c,
+                                                          const OrthancPluginImage* image) { return 0; }
+        static inline OrthancPluginImage* OrthancPluginCreateImage(OrthancPluginContext* c,
+                                                                   uint32_t width) { return 0; }
+        static inline void OrthancPluginFreeImage(OrthancPluginContext* c, OrthancPluginImage* image) {}
+    """)
+    (cls,) = m.classes
+    assert (cls.py_name, cls.destructor) == ("Image", "OrthancPluginFreeImage")
+    by_name = {fn.py_name: fn for fn in m.functions}
+    assert set(by_name) == {"GetImageWidth", "CreateImage"}  # FreeImage is the destructor
+    assert by_name["GetImageWidth"].owner == "Image"
+    assert by_name["GetImageWidth"].params == ()
+    assert by_name["GetImageWidth"].returns == "int"
+    assert (by_name["CreateImage"].returns, by_name["CreateImage"].returns_target) == (
+        "object", "Image")
+    assert m.wrapped_count == m.sdk_functions == 3
+
+
+def test_enum_constants_use_the_existing_plugins_names(model: BuildModel) -> None:
+    m = model("""
+        typedef enum {
+          OrthancPluginChangeType_StableStudy = 9,
+          OrthancPluginChangeType_NewInstance = 10,
+          OrthancPluginChangeType_OrthancStarted = 11,
+          _OrthancPluginChangeType_INTERNAL = 0x7fffffff
+        } OrthancPluginChangeType;
+    """)
+    change_type = next(e for e in m.enums if e.py_name == "ChangeType")
+    assert [(c.py_name, c.value) for c in change_type.constants] == [
+        ("STABLE_STUDY", 9), ("NEW_INSTANCE", 10), ("ORTHANC_STARTED", 11)]
+
+
+def test_memory_buffer_output_and_error_code(model: BuildModel) -> None:
+    m = model("""
+        static inline OrthancPluginErrorCode OrthancPluginRestApiGet(
+            OrthancPluginContext* c, OrthancPluginMemoryBuffer* target, const char* uri) { return 0; }
+    """)
+    (fn,) = m.functions
+    assert fn.checks_error and fn.outputs == ("bytes",)
+    assert [p.py_name for p in fn.params] == ["uri"]
+    assert fn.c_args == ("out0_.get()", "uri.c_str()")
+
+
+def test_owned_and_static_strings(model: BuildModel) -> None:
+    m = model("""
+        static inline char* OrthancPluginGenerateUuid(OrthancPluginContext* c) { return 0; }
+        static inline const char* OrthancPluginGetName2(OrthancPluginContext* c) { return 0; }
+    """)
+    returns = {fn.py_name: fn.returns for fn in m.functions}
+    assert returns == {"GenerateUuid": "str", "GetName2": "static_str"}
+
+
+def test_pointer_and_size_become_one_buffer(model: BuildModel) -> None:
+    m = model("""
+        static inline char* OrthancPluginComputeMd5(OrthancPluginContext* c,
+                                                    const void* buffer, uint32_t size) { return 0; }
+        static inline void OrthancPluginSend(OrthancPluginContext* c, const char* body,
+                                             uint32_t bodySize) {}
+    """)
+    for fn in m.functions:
+        (param,) = fn.params
+        assert param.kind == "buffer"
+        assert len(param.c_names) == 2
+
+
+def test_count_keys_values_become_a_dict(model: BuildModel) -> None:
+    m = model("""
+        static inline OrthancPluginErrorCode OrthancPluginGet2(
+            OrthancPluginContext* c, OrthancPluginMemoryBuffer* target, const char* uri,
+            uint32_t headersCount, const char* const* headersKeys,
+            const char* const* headersValues) { return 0; }
+    """)
+    (fn,) = m.functions
+    assert [(p.py_name, p.kind) for p in fn.params] == [("uri", "str"), ("headers", "dict")]
+
+
+def test_unknown_parameter_type_fails_loudly(model: BuildModel) -> None:
+    header = """
+        typedef void (*OrthancPluginCallback)(void);
+        static inline void OrthancPluginRegister(OrthancPluginContext* c,
+                                                 OrthancPluginCallback callback) {}
+    """
+    with pytest.raises(UnsupportedError, match="OrthancPluginRegister .*OrthancPluginCallback"):
+        model(header)
+    m = model(header, Manifest(unsupported={"OrthancPluginRegister": "a C callback"}))
+    assert [(u.c_name, u.reason) for u in m.unwrapped] == [("OrthancPluginRegister", "a C callback")]
+    assert (m.wrapped_count, m.sdk_functions) == (0, 1)
+
+
+def test_handwritten_functions_count_as_wrapped(model: BuildModel) -> None:
+    manifest = Manifest(handwritten=[Handwritten("Register", "", ("OrthancPluginRegister",),
+                                                 "bind_register", "() -> None", "")])
+    m = model("""
+        typedef void (*OrthancPluginCallback)(void);
+        static inline void OrthancPluginRegister(OrthancPluginContext* c,
+                                                 OrthancPluginCallback callback) {}
+    """, manifest)
+    assert m.functions == () and m.unwrapped == ()
+    assert (m.wrapped_count, m.sdk_functions) == (1, 1)
+    assert "void bind_register(py::module_& m);" in emit_handwritten_header(m)
+    assert "bind_register(m_module);" in emit_cpp(m)
+
+
+def test_manifest_citing_a_missing_function_is_an_error(model: BuildModel) -> None:
+    with pytest.raises(ValueError, match="OrthancPluginNope"):
+        model("", Manifest(unsupported={"OrthancPluginNope": "gone"}))
+
+
+def test_unknown_declaration_kind_is_an_error(parse: ParseHeader) -> None:
+    with pytest.raises(RuntimeError, match="unsupported declaration"):
+        parse("int orthanc_global_variable;\n")
+
+
+def test_emitted_code_releases_the_gil_and_says_it_is_generated(model: BuildModel) -> None:
+    m = model("""
+        typedef struct _OrthancPluginImage_t OrthancPluginImage;
+        static inline uint32_t OrthancPluginGetImageWidth(OrthancPluginContext* c,
+                                                          const OrthancPluginImage* image) { return 0; }
+        static inline char* OrthancPluginGenerateUuid(OrthancPluginContext* c) { return 0; }
+    """)
+    cpp = emit_cpp(m)
+    assert cpp.startswith("// generated by generator/emit_cpp.py")
+    assert "do not edit" in cpp.splitlines()[0]
+    assert cpp.count("release_gil unlocked;") == 2
+    pyi = emit_pyi(m)
+    assert "class Image:" in pyi
+    assert "    def GetImageWidth(self) -> int:" in pyi
+    assert "def GenerateUuid() -> str | None:" in pyi
+
+
+def test_model_round_trips_through_json(model: BuildModel) -> None:
+    m = model("""
+        typedef struct _OrthancPluginImage_t OrthancPluginImage;
+        static inline OrthancPluginErrorCode OrthancPluginGet(
+            OrthancPluginContext* c, OrthancPluginMemoryBuffer* target,
+            const OrthancPluginImage* image, const void* data, uint32_t size) { return 0; }
+    """)
+    assert model_from_json(json.loads(json.dumps(m.to_json_dict()))) == m
