@@ -1,8 +1,8 @@
 """python -m generator: OrthancCPlugin.h -> bindings, stubs and the coverage report.
 
-    python -m generator --header /usr/include/orthanc/OrthancCPlugin.h --out-dir DIR
-    python -m generator --header H --dump-model model.json     # the model as JSON
-    python -m generator --from-model model.json --out-dir DIR  # emit without libclang
+python -m generator --header /usr/include/orthanc/OrthancCPlugin.h --out-dir DIR
+python -m generator --header H --dump-model model.json     # the model as JSON
+python -m generator --from-model model.json --out-dir DIR  # emit without libclang
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dump_model:
         args.dump_model.parent.mkdir(parents=True, exist_ok=True)
         args.dump_model.write_text(
-            json.dumps(model.to_json_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            json.dumps(model.to_json_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         _write_if_changed(args.out_dir / "orthanc_sdk.cpp", emit_cpp(model))

@@ -17,8 +17,11 @@ PREFIX = "OrthancPlugin"
 CONTEXT = "OrthancPluginContext *"
 INTEGER_TYPES = {"int", "int32_t", "uint8_t", "uint16_t", "uint32_t", "int64_t", "uint64_t"}
 FLOAT_TYPES = {"float"}
-OUTPUT_TYPES = {"OrthancPluginMemoryBuffer *": "bytes", "OrthancPluginMemoryBuffer64 *": "bytes64",
-                "uint16_t *": "uint16"}
+OUTPUT_TYPES = {
+    "OrthancPluginMemoryBuffer *": "bytes",
+    "OrthancPluginMemoryBuffer64 *": "bytes64",
+    "uint16_t *": "uint16",
+}
 
 
 class UnsupportedError(Exception):
@@ -127,12 +130,12 @@ def py_name(c_name: str) -> str:
     """OrthancPluginDicomInstance -> DicomInstance."""
     if not c_name.startswith(PREFIX):
         raise ValueError(f"{c_name} does not start with {PREFIX}")
-    return c_name[len(PREFIX):]
+    return c_name[len(PREFIX) :]
 
 
 def constant_name(enum_c_name: str, constant_c_name: str) -> str:
     """OrthancPluginChangeType_StableStudy -> STABLE_STUDY (the existing plugin's names)."""
-    suffix = constant_c_name[len(enum_c_name) + 1:]
+    suffix = constant_c_name[len(enum_c_name) + 1 :]
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", suffix).upper()
 
 
@@ -154,7 +157,7 @@ def summary(comment: str) -> str:
     lines = []
     for line in comment.splitlines():
         if line.startswith("@brief"):
-            line = line[len("@brief"):].strip()
+            line = line[len("@brief") :].strip()
         elif line.startswith("@"):
             continue
         lines.append(line)
@@ -184,11 +187,13 @@ def _pointee_handle(c_type: str, handles: set[str]) -> str:
 
 def _is_size(param: RawParam) -> bool:
     return param.type in ("uint32_t", "uint64_t") and (
-        param.name == "size" or param.name.endswith("Size"))
+        param.name == "size" or param.name.endswith("Size")
+    )
 
 
-def _classify_params(fn: RawFunction, ctx: _Context) -> tuple[
-        list[str], str, list[Param], list[str]]:
+def _classify_params(
+    fn: RawFunction, ctx: _Context
+) -> tuple[list[str], str, list[Param], list[str]]:
     """-> (outputs, owner C type, Python params, C argument expressions)."""
     params = list(fn.params[1:])
     outputs: list[str] = []
@@ -212,21 +217,34 @@ def _classify_params(fn: RawFunction, ctx: _Context) -> tuple[
         if p.type in ("const void *", "const char *") and nxt is not None and _is_size(nxt):
             result.append(Param(p.name, "buffer", p.type, c_names=(p.name, nxt.name)))
             cast = "const char *" if p.type == "const char *" else "const void *"
-            c_args += [f"static_cast<{cast}>(static_cast<const void *>({p.name}.data()))",
-                       f"static_cast<{nxt.type}>({p.name}.size())"]
+            c_args += [
+                f"static_cast<{cast}>(static_cast<const void *>({p.name}.data()))",
+                f"static_cast<{nxt.type}>({p.name}.size())",
+            ]
             i += 2
             continue
-        if p.type == "const void *" and p.name == "buffer" and any(
-                q.name == "pitch" for q in params) and any(q.name == "height" for q in params):
+        if (
+            p.type == "const void *"
+            and p.name == "buffer"
+            and any(q.name == "pitch" for q in params)
+            and any(q.name == "height" for q in params)
+        ):
             result.append(Param(p.name, "image_buffer", p.type, c_names=(p.name,)))
             c_args.append(f"{p.name}.data()")
             i += 1
             continue
-        if (p.type == "uint32_t" and p.name.endswith("Count") and i + 2 < len(params)
-                and params[i + 1].type == params[i + 2].type == "const char *const *"):
-            name = p.name[:-len("Count")]
-            result.append(Param(name, "dict", "dict", c_names=(p.name, params[i + 1].name,
-                                                               params[i + 2].name)))
+        if (
+            p.type == "uint32_t"
+            and p.name.endswith("Count")
+            and i + 2 < len(params)
+            and params[i + 1].type == params[i + 2].type == "const char *const *"
+        ):
+            name = p.name[: -len("Count")]
+            result.append(
+                Param(
+                    name, "dict", "dict", c_names=(p.name, params[i + 1].name, params[i + 2].name)
+                )
+            )
             c_args += [f"{name}.count()", f"{name}.keys()", f"{name}.values()"]
             i += 3
             continue
@@ -288,8 +306,8 @@ def _classify(fn: RawFunction, ctx: _Context) -> Function:
         outputs=tuple(outputs),
         checks_error=checks_error,
         c_args=tuple(c_args),
-        marks_answered=bool(owner) and py_name(fn.name) not in ctx.manifest.not_answering.get(
-            py_name(owner), ()),
+        marks_answered=bool(owner)
+        and py_name(fn.name) not in ctx.manifest.not_answering.get(py_name(owner), ()),
         doc=summary(fn.comment),
     )
 
@@ -302,8 +320,16 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
 
     handles = set(header.opaque_types)
     ctx = _Context(enums={e.name for e in header.enums}, handles=handles, manifest=manifest)
-    enums = tuple(sorted((build_enum(e.name, e.constants, e.comment) for e in header.enums
-                          if not e.name.startswith("_")), key=lambda e: e.py_name))
+    enums = tuple(
+        sorted(
+            (
+                build_enum(e.name, e.constants, e.comment)
+                for e in header.enums
+                if not e.name.startswith("_")
+            ),
+            key=lambda e: e.py_name,
+        )
+    )
 
     destructors: dict[str, str] = {}
     for fn in sdk:
@@ -328,13 +354,20 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
         except UnsupportedError as error:
             raise UnsupportedError(
                 f"{fn.name} (line {fn.line}): {error}; wrap it by hand or list it under "
-                "[unsupported] in generator/manifest.toml with a reason") from None
+                "[unsupported] in generator/manifest.toml with a reason"
+            ) from None
 
-    classes = tuple(sorted(
-        (HandleClass(py_name(h), h, destructors.get(h, ""), manifest.class_doc(py_name(h)))
-         for h in handles), key=lambda c: c.py_name))
+    classes = tuple(
+        sorted(
+            (
+                HandleClass(py_name(h), h, destructors.get(h, ""), manifest.class_doc(py_name(h)))
+                for h in handles
+            ),
+            key=lambda c: c.py_name,
+        )
+    )
     return Model(
-        sdk_version="%d.%d.%d" % header.version,
+        sdk_version=".".join(str(n) for n in header.version),
         enums=enums,
         classes=classes,
         functions=tuple(sorted(functions, key=lambda f: (f.owner, f.py_name))),
@@ -348,17 +381,32 @@ def model_from_json(data: dict[str, Any]) -> Model:
     """The inverse of Model.to_json_dict (for emitting from a saved model)."""
     return Model(
         sdk_version=data["sdk_version"],
-        enums=tuple(Enum(e["py_name"], e["c_name"],
-                         tuple(EnumConstant(**c) for c in e["constants"]), e["doc"])
-                    for e in data["enums"]),
+        enums=tuple(
+            Enum(
+                e["py_name"],
+                e["c_name"],
+                tuple(EnumConstant(**c) for c in e["constants"]),
+                e["doc"],
+            )
+            for e in data["enums"]
+        ),
         classes=tuple(HandleClass(**c) for c in data["classes"]),
         functions=tuple(
-            Function(**{**f, "params": tuple(Param(**{**p, "c_names": tuple(p["c_names"])})
-                                             for p in f["params"]),
-                        "outputs": tuple(f["outputs"]), "c_args": tuple(f["c_args"])})
-            for f in data["functions"]),
-        handwritten=tuple(Handwritten(**{**h, "covers": tuple(h["covers"])})
-                          for h in data["handwritten"]),
+            Function(
+                **{
+                    **f,
+                    "params": tuple(
+                        Param(**{**p, "c_names": tuple(p["c_names"])}) for p in f["params"]
+                    ),
+                    "outputs": tuple(f["outputs"]),
+                    "c_args": tuple(f["c_args"]),
+                }
+            )
+            for f in data["functions"]
+        ),
+        handwritten=tuple(
+            Handwritten(**{**h, "covers": tuple(h["covers"])}) for h in data["handwritten"]
+        ),
         unwrapped=tuple(Unwrapped(**u) for u in data["unwrapped"]),
         sdk_functions=data["sdk_functions"],
     )

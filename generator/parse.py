@@ -50,8 +50,9 @@ def compiler_include_dir() -> str:
     """The C compiler's own include folder (stdint.h...): the libclang wheel has none."""
     for compiler in ("cc", "gcc", "clang"):
         try:
-            out = subprocess.run([compiler, "-print-file-name=include"], capture_output=True,
-                                 text=True, check=True).stdout.strip()
+            out = subprocess.run(
+                [compiler, "-print-file-name=include"], capture_output=True, text=True, check=True
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             continue
         if out and Path(out).is_dir():
@@ -67,7 +68,7 @@ def _clean_comment(raw: str | None) -> str:
         line = line.strip()
         for prefix in ("/**<", "/**", "/*!<", "/*", "**/", "*/", "*"):
             if line.startswith(prefix):
-                line = line[len(prefix):]
+                line = line[len(prefix) :]
                 break
         if line.endswith("*/"):
             line = line[:-2]
@@ -82,11 +83,13 @@ def parse_header(path: Path, extra_args: tuple[str, ...] = ()) -> RawHeader:
     """Parses `path` as C and returns its top-level declarations."""
     index = cindex.Index.create()
     args = ["-x", "c", "-std=c99", f"-I{compiler_include_dir()}", *extra_args]
-    unit = index.parse(str(path), args=args,
-                       options=cindex.TranslationUnit.PARSE_DETAILED_PROCESSING_RECORD)
+    unit = index.parse(
+        str(path), args=args, options=cindex.TranslationUnit.PARSE_DETAILED_PROCESSING_RECORD
+    )
     errors = [d for d in unit.diagnostics if d.severity >= cindex.Diagnostic.Error]
     if errors:
-        raise RuntimeError("cannot parse %s:\n%s" % (path, "\n".join(map(str, errors))))
+        details = "\n".join(map(str, errors))
+        raise RuntimeError(f"cannot parse {path}:\n{details}")
 
     functions: list[RawFunction] = []
     enums: list[RawEnum] = []
@@ -114,13 +117,17 @@ def parse_header(path: Path, extra_args: tuple[str, ...] = ()) -> RawHeader:
         if kind == cindex.CursorKind.FUNCTION_DECL:
             if not cursor.is_definition():
                 continue  # the plugin's own entry points, declared for plugins to define
-            functions.append(RawFunction(
-                name=cursor.spelling,
-                result=cursor.result_type.spelling,
-                params=tuple(RawParam(a.spelling, a.type.spelling) for a in cursor.get_arguments()),
-                comment=_clean_comment(cursor.raw_comment),
-                line=cursor.location.line,
-            ))
+            functions.append(
+                RawFunction(
+                    name=cursor.spelling,
+                    result=cursor.result_type.spelling,
+                    params=tuple(
+                        RawParam(a.spelling, a.type.spelling) for a in cursor.get_arguments()
+                    ),
+                    comment=_clean_comment(cursor.raw_comment),
+                    line=cursor.location.line,
+                )
+            )
         elif kind == cindex.CursorKind.TYPEDEF_DECL:
             underlying = cursor.underlying_typedef_type
             declaration = underlying.get_declaration()
@@ -132,17 +139,31 @@ def parse_header(path: Path, extra_args: tuple[str, ...] = ()) -> RawHeader:
                     for c in declaration.get_children()
                     if c.kind == cindex.CursorKind.ENUM_CONSTANT_DECL
                 )
-                enums.append(RawEnum(cursor.spelling, constants,
-                                     _clean_comment(cursor.raw_comment or declaration.raw_comment)))
+                enums.append(
+                    RawEnum(
+                        cursor.spelling,
+                        constants,
+                        _clean_comment(cursor.raw_comment or declaration.raw_comment),
+                    )
+                )
             elif declaration.kind == cindex.CursorKind.STRUCT_DECL:
                 (structs if declaration.is_definition() else opaque).append(cursor.spelling)
             else:
-                raise RuntimeError(f"{path}:{cursor.location.line}: unsupported typedef "
-                                   f"{cursor.spelling} ({underlying.kind})")
+                raise RuntimeError(
+                    f"{path}:{cursor.location.line}: unsupported typedef "
+                    f"{cursor.spelling} ({underlying.kind})"
+                )
         elif kind in _IGNORED_KINDS or kind == cindex.CursorKind.ENUM_DECL:
             continue
         else:
-            raise RuntimeError(f"{path}:{cursor.location.line}: unsupported declaration "
-                               f"{cursor.spelling} ({kind})")
-    return RawHeader(tuple(functions), tuple(enums), tuple(opaque), tuple(callbacks),
-                     tuple(structs), (version[0], version[1], version[2]))
+            raise RuntimeError(
+                f"{path}:{cursor.location.line}: unsupported declaration {cursor.spelling} ({kind})"
+            )
+    return RawHeader(
+        tuple(functions),
+        tuple(enums),
+        tuple(opaque),
+        tuple(callbacks),
+        tuple(structs),
+        (version[0], version[1], version[2]),
+    )

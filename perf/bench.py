@@ -91,9 +91,20 @@ def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, f
     assert url.startswith("http://127.0.0.1:")
     threads = 1  # wrk itself stays light; one thread drives many connections
     result = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-         "--timeout", "30s", url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
     )
     match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
     if not match:
@@ -104,15 +115,23 @@ def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, f
 
 
 def start(config: Configuration, script: str, folder: Path) -> OrthancProcess:
-    server = make_orthanc(folder, script, plugin=config.plugin,
-                          interpreters=config.interpreters, verbose=False)
+    server = make_orthanc(
+        folder, script, plugin=config.plugin, interpreters=config.interpreters, verbose=False
+    )
     server.start()
     return server
 
 
-def bench_http(scenario: str, script: str, path: str, configs: list[Configuration],
-               concurrencies: list[int], seconds: float, repetitions: int,
-               work: Path) -> list[Measurement]:
+def bench_http(
+    scenario: str,
+    script: str,
+    path: str,
+    configs: list[Configuration],
+    concurrencies: list[int],
+    seconds: float,
+    repetitions: int,
+    work: Path,
+) -> list[Measurement]:
     results = []
     for config in configs:
         server = start(config, script, work / f"{scenario}-{config.name}")
@@ -122,13 +141,17 @@ def bench_http(scenario: str, script: str, path: str, configs: list[Configuratio
             for connections in concurrencies:
                 progress(f"{scenario}: {config.name}, {connections} connection(s)")
                 runs = [run_wrk(url, connections, seconds) for _ in range(repetitions)]
-                results.append(Measurement(
-                    scenario, config.name, connections,
-                    statistics.median(r[0] for r in runs),
-                    statistics.median(r[1] for r in runs),
-                    statistics.median(r[2] for r in runs),
-                    repetitions,
-                ))
+                results.append(
+                    Measurement(
+                        scenario,
+                        config.name,
+                        connections,
+                        statistics.median(r[0] for r in runs),
+                        statistics.median(r[1] for r in runs),
+                        statistics.median(r[2] for r in runs),
+                        repetitions,
+                    )
+                )
         finally:
             if server.stop() != 0:
                 raise RuntimeError(f"{config.name} did not stop cleanly:\n{server.log()}")
@@ -136,15 +159,25 @@ def bench_http(scenario: str, script: str, path: str, configs: list[Configuratio
 
 
 def markdown(results: list[Measurement], baseline: str = "existing") -> str:
-    lines = ["| scenario | configuration | concurrency | req/s | p50 ms | p99 ms | vs existing |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    base = {(m.scenario, m.concurrency): m.requests_per_s
-            for m in results if m.configuration == baseline}
+    lines = [
+        "| scenario | configuration | concurrency | req/s | p50 ms | p99 ms | vs existing |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    base = {
+        (m.scenario, m.concurrency): m.requests_per_s
+        for m in results
+        if m.configuration == baseline
+    }
     for m in results:
-        ratio = m.requests_per_s / base[(m.scenario, m.concurrency)] if (
-            m.scenario, m.concurrency) in base else float("nan")
-        lines.append(f"| {m.scenario} | {m.configuration} | {m.concurrency} | "
-                     f"{m.requests_per_s:.1f} | {m.p50_ms:.1f} | {m.p99_ms:.1f} | {ratio:.2f}x |")
+        ratio = (
+            m.requests_per_s / base[(m.scenario, m.concurrency)]
+            if (m.scenario, m.concurrency) in base
+            else float("nan")
+        )
+        lines.append(
+            f"| {m.scenario} | {m.configuration} | {m.concurrency} | "
+            f"{m.requests_per_s:.1f} | {m.p50_ms:.1f} | {m.p99_ms:.1f} | {ratio:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -172,12 +205,23 @@ def main() -> int:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="opm-bench-") as folder:
-        results = bench_http("cpu-bound route", CPU_SCRIPT, "/bench/cpu", configs,
-                             concurrencies, seconds, repetitions, Path(folder))
+        results = bench_http(
+            "cpu-bound route",
+            CPU_SCRIPT,
+            "/bench/cpu",
+            configs,
+            concurrencies,
+            seconds,
+            repetitions,
+            Path(folder),
+        )
     RESULTS.mkdir(exist_ok=True)
     table = markdown(results)
-    report = {"machine": machine(), "results": [asdict(m) for m in results],
-              "elapsed_s": round(time.monotonic() - started, 1)}
+    report = {
+        "machine": machine(),
+        "results": [asdict(m) for m in results],
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
     (RESULTS / "results.json").write_text(json.dumps(report, indent=2))
     (RESULTS / "results.md").write_text(table + "\n")
     print(table)

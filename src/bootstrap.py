@@ -120,7 +120,7 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
             module = current.name or str(current)
             return (
                 f"the module {module} cannot be loaded in a sub-interpreter "
-                f"(PythonInterpreters is {interpreters}): set \"PythonInterpreters\": 1 "
+                f'(PythonInterpreters is {interpreters}): set "PythonInterpreters": 1 '
                 "to run this script, or avoid that module"
             )
         current = current.__cause__ or current.__context__

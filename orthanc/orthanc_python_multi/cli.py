@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-port", type=int, default=8042)
     run.add_argument("--dicom-port", type=int, default=4242)
     run.add_argument(
-        "--storage", type=Path, default=Path("orthanc-storage"),
+        "--storage",
+        type=Path,
+        default=Path("orthanc-storage"),
         help="folder for the SQLite index and the DICOM files (default: ./orthanc-storage)",
     )
     run.add_argument(

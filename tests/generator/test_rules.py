@@ -42,7 +42,9 @@ def test_opaque_handle_becomes_a_class_with_methods_and_destructor(model: BuildM
     assert by_name["GetImageWidth"].params == ()
     assert by_name["GetImageWidth"].returns == "int"
     assert (by_name["CreateImage"].returns, by_name["CreateImage"].returns_target) == (
-        "object", "Image")
+        "object",
+        "Image",
+    )
     assert m.wrapped_count == m.sdk_functions == 3
 
 
@@ -57,7 +59,10 @@ def test_enum_constants_use_the_existing_plugins_names(model: BuildModel) -> Non
     """)
     change_type = next(e for e in m.enums if e.py_name == "ChangeType")
     assert [(c.py_name, c.value) for c in change_type.constants] == [
-        ("STABLE_STUDY", 9), ("NEW_INSTANCE", 10), ("ORTHANC_STARTED", 11)]
+        ("STABLE_STUDY", 9),
+        ("NEW_INSTANCE", 10),
+        ("ORTHANC_STARTED", 11),
+    ]
 
 
 def test_memory_buffer_output_and_error_code(model: BuildModel) -> None:
@@ -113,18 +118,28 @@ def test_unknown_parameter_type_fails_loudly(model: BuildModel) -> None:
     with pytest.raises(UnsupportedError, match="OrthancPluginRegister .*OrthancPluginCallback"):
         model(header)
     m = model(header, Manifest(unsupported={"OrthancPluginRegister": "a C callback"}))
-    assert [(u.c_name, u.reason) for u in m.unwrapped] == [("OrthancPluginRegister", "a C callback")]
+    assert [(u.c_name, u.reason) for u in m.unwrapped] == [
+        ("OrthancPluginRegister", "a C callback")
+    ]
     assert (m.wrapped_count, m.sdk_functions) == (0, 1)
 
 
 def test_handwritten_functions_count_as_wrapped(model: BuildModel) -> None:
-    manifest = Manifest(handwritten=[Handwritten("Register", "", ("OrthancPluginRegister",),
-                                                 "bind_register", "() -> None", "")])
-    m = model("""
+    manifest = Manifest(
+        handwritten=[
+            Handwritten(
+                "Register", "", ("OrthancPluginRegister",), "bind_register", "() -> None", ""
+            )
+        ]
+    )
+    m = model(
+        """
         typedef void (*OrthancPluginCallback)(void);
         static inline void OrthancPluginRegister(OrthancPluginContext* c,
                                                  OrthancPluginCallback callback) {}
-    """, manifest)
+    """,
+        manifest,
+    )
     assert m.functions == () and m.unwrapped == ()
     assert (m.wrapped_count, m.sdk_functions) == (1, 1)
     assert "void bind_register(py::module_& m);" in emit_handwritten_header(m)

@@ -37,35 +37,100 @@ def test_model_matches_the_snapshot(sdk_model: Model) -> None:
 def test_coverage_does_not_drop(sdk_model: Model) -> None:
     assert sdk_model.wrapped_count >= MINIMUM_WRAPPED
     report = coverage_report(sdk_model).splitlines()
-    assert report[0] == f"wrapped {sdk_model.wrapped_count} / {sdk_model.sdk_functions} SDK functions"
+    assert (
+        report[0] == f"wrapped {sdk_model.wrapped_count} / {sdk_model.sdk_functions} SDK functions"
+    )
     assert len(report) == 1 + len(sdk_model.unwrapped)
 
 
 # Names that scripts written for the existing plugin use (its documentation and samples).
 EXISTING_FUNCTIONS = [
-    "RegisterRestCallback", "RestApiGet", "RestApiGetAfterPlugins", "RestApiPost",
-    "RestApiPostAfterPlugins", "RestApiPut", "RestApiPutAfterPlugins", "RestApiDelete",
-    "RestApiDeleteAfterPlugins", "LogInfo", "LogWarning", "LogError", "LookupDictionary",
-    "CreateDicom", "GetDicomForInstance", "GetConfiguration", "UncompressImage",
-    "DecodeDicomImage", "CreateImageFromBuffer", "GenerateRestApiAuthorizationToken",
-    "CreateDicomInstance", "GetGlobalProperty", "SetGlobalProperty", "LookupPatient",
-    "LookupStudy", "LookupSeries", "LookupInstance", "CompressJpegImage", "CompressPngImage",
-    "ComputeMd5", "ComputeSha1", "GenerateUuid", "GetOrthancPath", "GetOrthancDirectory",
-    "SetMetricsValue", "HttpGet", "HttpPost", "ReadFile", "WriteFile", "GetPeers",
+    "RegisterRestCallback",
+    "RestApiGet",
+    "RestApiGetAfterPlugins",
+    "RestApiPost",
+    "RestApiPostAfterPlugins",
+    "RestApiPut",
+    "RestApiPutAfterPlugins",
+    "RestApiDelete",
+    "RestApiDeleteAfterPlugins",
+    "LogInfo",
+    "LogWarning",
+    "LogError",
+    "LookupDictionary",
+    "CreateDicom",
+    "GetDicomForInstance",
+    "GetConfiguration",
+    "UncompressImage",
+    "DecodeDicomImage",
+    "CreateImageFromBuffer",
+    "GenerateRestApiAuthorizationToken",
+    "CreateDicomInstance",
+    "GetGlobalProperty",
+    "SetGlobalProperty",
+    "LookupPatient",
+    "LookupStudy",
+    "LookupSeries",
+    "LookupInstance",
+    "CompressJpegImage",
+    "CompressPngImage",
+    "ComputeMd5",
+    "ComputeSha1",
+    "GenerateUuid",
+    "GetOrthancPath",
+    "GetOrthancDirectory",
+    "SetMetricsValue",
+    "HttpGet",
+    "HttpPost",
+    "ReadFile",
+    "WriteFile",
+    "GetPeers",
 ]
 EXISTING_METHODS = {
-    "RestOutput": ["AnswerBuffer", "SendHttpStatus", "SendHttpStatusCode", "SendMethodNotAllowed",
-                   "SendUnauthorized", "Redirect", "SetHttpHeader", "SetCookie",
-                   "SetHttpErrorDetails", "StartMultipartAnswer", "SendMultipartItem",
-                   "CompressAndAnswerPngImage", "CompressAndAnswerJpegImage"],
-    "DicomInstance": ["GetInstanceRemoteAet", "GetInstanceSize", "GetInstanceData",
-                      "GetInstanceJson", "GetInstanceSimplifiedJson", "HasInstanceMetadata",
-                      "GetInstanceMetadata", "GetInstanceOrigin", "GetInstanceFramesCount",
-                      "GetInstanceDecodedFrame", "GetInstanceTransferSyntaxUid"],
-    "Image": ["GetImageBuffer", "GetImageWidth", "GetImageHeight", "GetImagePitch",
-              "GetImagePixelFormat", "ConvertPixelFormat", "DrawText"],
-    "FindQuery": ["GetFindQuerySize", "GetFindQueryTagGroup", "GetFindQueryTagElement",
-                  "GetFindQueryTagName", "GetFindQueryValue"],
+    "RestOutput": [
+        "AnswerBuffer",
+        "SendHttpStatus",
+        "SendHttpStatusCode",
+        "SendMethodNotAllowed",
+        "SendUnauthorized",
+        "Redirect",
+        "SetHttpHeader",
+        "SetCookie",
+        "SetHttpErrorDetails",
+        "StartMultipartAnswer",
+        "SendMultipartItem",
+        "CompressAndAnswerPngImage",
+        "CompressAndAnswerJpegImage",
+    ],
+    "DicomInstance": [
+        "GetInstanceRemoteAet",
+        "GetInstanceSize",
+        "GetInstanceData",
+        "GetInstanceJson",
+        "GetInstanceSimplifiedJson",
+        "HasInstanceMetadata",
+        "GetInstanceMetadata",
+        "GetInstanceOrigin",
+        "GetInstanceFramesCount",
+        "GetInstanceDecodedFrame",
+        "GetInstanceTransferSyntaxUid",
+    ],
+    "Image": [
+        "GetImageBuffer",
+        "GetImageWidth",
+        "GetImageHeight",
+        "GetImagePitch",
+        "GetImagePixelFormat",
+        "ConvertPixelFormat",
+        "DrawText",
+    ],
+    "FindQuery": [
+        "GetFindQuerySize",
+        "GetFindQueryTagGroup",
+        "GetFindQueryTagElement",
+        "GetFindQueryTagName",
+        "GetFindQueryValue",
+    ],
     "FindAnswers": ["FindAddAnswer", "FindMarkIncomplete"],
     "WorklistAnswers": ["WorklistAddAnswer", "WorklistMarkIncomplete"],
     "WorklistQuery": ["WorklistIsMatch", "WorklistGetDicomQuery"],
@@ -84,6 +149,7 @@ def test_existing_plugin_names_are_present(sdk_model: Model) -> None:
     assert missing == []
     enums = {e.py_name: {c.py_name for c in e.constants} for e in sdk_model.enums}
     assert {"STABLE_STUDY", "NEW_INSTANCE", "ORTHANC_STARTED", "ORTHANC_STOPPED"} <= enums[
-        "ChangeType"]
+        "ChangeType"
+    ]
     assert {"UNKNOWN_RESOURCE", "SUCCESS", "INTERNAL_ERROR"} <= enums["ErrorCode"]
     assert "DICOM" in enums["ContentType"]

@@ -36,9 +36,21 @@ def test_run_serves_the_script_and_stops_cleanly(tmp_path: Path, signum: int) ->
     port = free_port()
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen(
-        [*COMMAND, "run", str(script), "--interpreters", "2", "--http-port", str(port),
-         "--dicom-port", str(free_port()), "--storage", str(tmp_path / "storage")],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            *COMMAND,
+            "run",
+            str(script),
+            "--interpreters",
+            "2",
+            "--http-port",
+            str(port),
+            "--dicom-port",
+            str(free_port()),
+            "--storage",
+            str(tmp_path / "storage"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -61,7 +73,8 @@ def test_run_serves_the_script_and_stops_cleanly(tmp_path: Path, signum: int) ->
 
 
 def test_run_rejects_a_missing_script(tmp_path: Path) -> None:
-    result = subprocess.run([*COMMAND, "run", str(tmp_path / "nope.py")], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [*COMMAND, "run", str(tmp_path / "nope.py")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "no such script" in result.stderr

@@ -195,7 +195,7 @@ def test_exception_gives_500_with_traceback_and_server_keeps_serving(
     log = server.log()
     assert "Traceback (most recent call last):" in log
     assert "Custom: boom from /boom" in log
-    assert 'in Boom' in log
+    assert "in Boom" in log
 
 
 def test_callback_that_does_not_answer_gets_500(orthanc: StartOrthanc) -> None:

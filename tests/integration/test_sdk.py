@@ -10,7 +10,7 @@ import requests
 
 from .orthanc_server import OrthancServer, make_server
 
-SCRIPT = r'''
+SCRIPT = r"""
 import inspect
 import json
 
@@ -93,15 +93,17 @@ for name, callback in [('create', CreateAndRead), ('dictionary', Dictionary),
                        ('configuration', Configuration), ('images', Images),
                        ('instance', Instance), ('token', Token), ('errors', Errors)]:
     orthanc.RegisterRestCallback('/sdk/' + name, callback)
-'''
+"""
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-interpreter", "2-interpreters"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[OrthancServer]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OrthancServer]:
     extra = {"AuthenticationEnabled": True, "RegisteredUsers": {"alice": "secret"}}
-    orthanc = make_server(tmp_path_factory.mktemp("sdk"), SCRIPT, interpreters=request.param,
-                          extra=extra)
+    orthanc = make_server(
+        tmp_path_factory.mktemp("sdk"), SCRIPT, interpreters=request.param, extra=extra
+    )
     orthanc.session.auth = ("alice", "secret")
     orthanc.start(wait=False)
     try:
@@ -151,9 +153,13 @@ def test_create_dicom_upload_and_read_back(server: OrthancServer) -> None:
 
 def test_lookup_dictionary(server: OrthancServer) -> None:
     result = call(server, "dictionary")
-    assert result["entry"] == {"Group": 0x10, "Element": 0x10, "ValueRepresentation":
-                               result["entry"]["ValueRepresentation"], "MinMultiplicity": 1,
-                               "MaxMultiplicity": 1}
+    assert result["entry"] == {
+        "Group": 0x10,
+        "Element": 0x10,
+        "ValueRepresentation": result["entry"]["ValueRepresentation"],
+        "MinMultiplicity": 1,
+        "MaxMultiplicity": 1,
+    }
     assert result["vr"] == ["PN"]
 
 
@@ -189,8 +195,9 @@ def test_generated_token_is_accepted_by_the_rest_api(server: OrthancServer) -> N
     url = server.url + "/system"
     assert requests.get(url, timeout=30).status_code == 401
     assert requests.get(url, headers={"Authorization": token}, timeout=30).status_code == 200
-    assert requests.get(url, headers={"Authorization": "Bearer nope"}, timeout=30
-                        ).status_code == 401
+    assert (
+        requests.get(url, headers={"Authorization": "Bearer nope"}, timeout=30).status_code == 401
+    )
 
 
 def test_errors_and_enums(server: OrthancServer) -> None:

@@ -13,10 +13,14 @@ from .conftest import StartOrthanc
 
 BAD_SCRIPTS = {
     "syntax-error": ("def broken(:\n    pass\n", "SyntaxError"),
-    "exception": ("import orthanc\nraise RuntimeError('refusing to load')\n",
-                  "RuntimeError: refusing to load"),
-    "missing-module": ("import orthanc\nimport no_such_module_here\n",
-                       "ModuleNotFoundError: No module named 'no_such_module_here'"),
+    "exception": (
+        "import orthanc\nraise RuntimeError('refusing to load')\n",
+        "RuntimeError: refusing to load",
+    ),
+    "missing-module": (
+        "import orthanc\nimport no_such_module_here\n",
+        "ModuleNotFoundError: No module named 'no_such_module_here'",
+    ),
 }
 
 
@@ -72,7 +76,7 @@ def test_python_section_options_are_accepted(orthanc: StartOrthanc) -> None:
 def test_invalid_interpreter_count_is_refused(orthanc: StartOrthanc, value: object) -> None:
     server = orthanc(WHERE, interpreters=value, wait=False)  # type: ignore[arg-type]
     assert server.wait_exit() != 0
-    assert "PythonInterpreters must be an integer from 1 to 1024 or \"auto\"" in server.log()
+    assert 'PythonInterpreters must be an integer from 1 to 1024 or "auto"' in server.log()
 
 
 EXISTING_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPython.so"
