@@ -30,13 +30,28 @@ PRELUDE = '''\
 from __future__ import annotations
 
 from collections.abc import Buffer, Callable, Mapping
-from typing import Concatenate, Final
+from typing import Any, Concatenate, Final
 
 class OrthancException(Exception):
     """An error reported by Orthanc; args are (error code: int, description: str)."""
 
 # callback(output, uri, **request): request has method, groups, headers, and get or body.
 RestCallback = Callable[Concatenate[RestOutput, str, ...], None]
+OnChangeCallback = Callable[[int, int, str], object]
+OnStoredInstanceCallback = Callable[[DicomInstance, str], object]
+ReceivedInstanceCallback = Callable[[bytes, int], tuple[int, Buffer | None] | int]
+IncomingCStoreInstanceFilter = Callable[[DicomInstance], int]
+# callback(uri, method=int, ip=str, headers=dict, get=dict) -> bool
+IncomingHttpRequestFilter = Callable[Concatenate[str, ...], bool]
+StorageCreateCallback = Callable[[str, int, bytes], object]
+StorageReadCallback = Callable[[str, int], Buffer]
+StorageRemoveCallback = Callable[[str, int], object]
+StorageReadRangeCallback = Callable[[str, int, int, int], Buffer]
+# callback(answers, query, issuerAet=str, calledAet=str)
+FindCallback = Callable[Concatenate[FindAnswers, FindQuery, ...], object]
+WorklistCallback = Callable[[WorklistAnswers, WorklistQuery, str, str], object]
+# callback(**request) with Level, PatientID, ..., OriginatorID
+MoveCallback = Callable[..., Any]
 '''
 
 

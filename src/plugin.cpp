@@ -1,10 +1,12 @@
 // Orthanc plugin entry points: read the configuration, start Python, run the
 // script in each interpreter, and shut everything down at Finalize.
 
+#include "callbacks.h"
 #include "config.h"
 #include "errors.h"
 #include "interpreter_pool.h"
 #include "module.h"
+#include "on_change.h"
 #include "rest.h"
 #include "sdk.h"
 
@@ -160,6 +162,7 @@ void warm_up_main() {
 /// script's threads. Returns false when some thread would not stop. GIL held.
 bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadline) {
     finalize_rest(index);
+    clear_all_callbacks(index);
     try {
         const double left =
             std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
@@ -180,6 +183,8 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
 }
 
 void stop_python() {
+    // ORTHANC_STOPPED is delivered first, so scripts can stop their threads.
+    stop_on_change();
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                               std::chrono::duration<double>(thread_stop_timeout_s));
@@ -234,11 +239,12 @@ int32_t initialize(OrthancPluginContext* context) {
                         [&env](size_t index) { prepare_interpreter(index, env); });
     } catch (const std::exception& error) {
         log_error(error.what());
-        close_rest_registration();
+        close_registration();
         stop_python();
         return -1;
     }
-    close_rest_registration();
+    close_registration();
+    start_on_change();
     g_active = true;
     log_warning("Python: " + g_config.script + " runs in " + std::to_string(pool.size()) +
                 (pool.uses_main_interpreter() ? " interpreter (the main one)"

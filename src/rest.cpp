@@ -1,5 +1,6 @@
 #include "rest.h"
 
+#include "callbacks.h"
 #include "errors.h"
 #include "handles.h"
 #include "orthanc_handwritten.h"
@@ -38,7 +39,6 @@ struct route {
 
 std::array<std::unique_ptr<route>, max_routes> g_routes;
 size_t g_route_count = 0;
-std::atomic<bool> g_registration_open{true};
 
 const char* method_name(OrthancPluginHttpMethod method) {
     switch (method) {
@@ -74,26 +74,6 @@ py::dict request_kwargs(const OrthancPluginHttpRequest* request) {
     return kwargs;
 }
 
-/// Least calls in flight among the interpreters that registered the route;
-/// ties go round-robin.
-size_t pick_interpreter(route& r) {
-    interpreter_pool& pool = interpreter_pool::instance();
-    const size_t count = r.interpreters.size();
-    if (count == 1) return r.interpreters[0];
-    const size_t start = r.next.fetch_add(1, std::memory_order_relaxed) % count;
-    size_t best = r.interpreters[start];
-    int best_load = pool.stats(best).in_flight.load(std::memory_order_relaxed);
-    for (size_t k = 1; k < count && best_load > 0; ++k) {
-        const size_t candidate = r.interpreters[(start + k) % count];
-        const int load = pool.stats(candidate).in_flight.load(std::memory_order_relaxed);
-        if (load < best_load) {
-            best = candidate;
-            best_load = load;
-        }
-    }
-    return best;
-}
-
 /// Calls the route's callable of the attached interpreter (its GIL held).
 OrthancPluginErrorCode call_route(const py::object& callable, OrthancPluginRestOutput* output,
                                   const char* url, const OrthancPluginHttpRequest* request) {
@@ -119,7 +99,7 @@ OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, c
     if (!pool.running()) return OrthancPluginErrorCode_Plugin;
     try {
         route& r = *g_routes[id];
-        const size_t index = pick_interpreter(r);
+        const size_t index = least_loaded(r.interpreters, r.next);
         in_flight_scope busy(pool.stats(index));
         attach_guard attached(index);
         return call_route(r.callables[index], output, url, request);
@@ -146,9 +126,7 @@ constexpr std::array<OrthancPluginRestCallback, sizeof...(Ids)> make_trampolines
 constexpr auto g_trampolines = make_trampolines(std::make_index_sequence<max_routes>{});
 
 void register_rest_callback(const std::string& regex, py::function callback) {
-    if (!g_registration_open.load())
-        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
-                                "REST callbacks can only be registered while the script loads");
+    check_registration_open("RegisterRestCallback");
     interpreter_pool& pool = interpreter_pool::instance();
     const size_t index = pool.current_index();
 
@@ -179,8 +157,6 @@ void bind_register_rest_callback(py::module_& module) {
                "Registers callback(output, uri, **request) for the URIs matching the regular "
                "expression. Call while the script loads.");
 }
-
-void close_rest_registration() { g_registration_open.store(false); }
 
 void finalize_rest(size_t index) {
     for (size_t i = 0; i < g_route_count; ++i) {

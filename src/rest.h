@@ -7,9 +7,6 @@ namespace opm {
 
 namespace py = pybind11;
 
-/// After Orthanc's initialization no route can be added (Orthanc ignores them).
-void close_rest_registration();
-
 /// Drops the route callables of interpreter `index`; its GIL held.
 void finalize_rest(size_t index);
 

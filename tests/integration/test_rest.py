@@ -390,7 +390,7 @@ def test_routes_cannot_be_registered_after_start(orthanc: StartOrthanc) -> None:
     orthanc.RegisterRestCallback('/register', Late)
     """
     server = orthanc(script, interpreters=2)
-    assert "while the script loads" in server.get("/register").text
+    assert "can only be called while the script loads" in server.get("/register").text
     assert server.get("/late").status_code == 404
 
 

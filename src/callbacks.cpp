@@ -1,0 +1,65 @@
+#include "callbacks.h"
+
+namespace opm {
+
+namespace {
+
+std::atomic<bool> g_registration_open{true};
+
+std::vector<callback_list*>& all_lists() {
+    static std::vector<callback_list*> lists;
+    return lists;
+}
+
+}  // namespace
+
+void check_registration_open(const char* function) {
+    if (!g_registration_open.load())
+        raise_orthanc_exception(
+            OrthancPluginErrorCode_BadSequenceOfCalls,
+            (std::string(function) + " can only be called while the script loads").c_str());
+}
+
+void close_registration() { g_registration_open.store(false); }
+
+callback_list::callback_list() { all_lists().push_back(this); }
+
+bool callback_list::add(py::object callable) {
+    interpreter_pool& pool = interpreter_pool::instance();
+    const size_t index = pool.current_index();
+    if (callables_.size() < pool.size()) callables_.resize(pool.size());
+    const bool first = interpreters_.empty();
+    if (callables_[index].empty()) interpreters_.push_back(index);
+    callables_[index].push_back(std::move(callable));
+    return first;
+}
+
+size_t callback_list::pick() { return least_loaded(interpreters_, next_); }
+
+void callback_list::clear(size_t index) {
+    if (index < callables_.size()) callables_[index].clear();
+}
+
+void clear_all_callbacks(size_t index) {
+    for (callback_list* list : all_lists()) list->clear(index);
+}
+
+size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next) {
+    interpreter_pool& pool = interpreter_pool::instance();
+    const size_t count = candidates.size();
+    if (count == 1) return candidates[0];
+    const size_t start = next.fetch_add(1, std::memory_order_relaxed) % count;
+    size_t best = candidates[start];
+    int best_load = pool.stats(best).in_flight.load(std::memory_order_relaxed);
+    for (size_t k = 1; k < count && best_load > 0; ++k) {
+        const size_t candidate = candidates[(start + k) % count];
+        const int load = pool.stats(candidate).in_flight.load(std::memory_order_relaxed);
+        if (load < best_load) {
+            best = candidate;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+}  // namespace opm

@@ -1,0 +1,90 @@
+// What every callback family shares: the registered callables, per interpreter,
+// and running a call in a chosen interpreter.
+#pragma once
+
+#include "errors.h"
+#include "interpreter_pool.h"
+#include "sdk.h"
+
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace opm {
+
+namespace py = pybind11;
+
+/// Raises unless the scripts are still loading: Orthanc accepts callback
+/// registrations only during plugin initialization.
+void check_registration_open(const char* function);
+void close_registration();
+
+/// The callables of one family (one registration function), per interpreter, in
+/// registration order; several registrations are called in that order.
+///
+/// - add() runs while the scripts load (Orthanc's main thread, one interpreter at
+///   a time); afterwards the lists are only read, from any thread, without a lock.
+/// - The callables of interpreter i are called and dropped only with its GIL.
+/// - Every list is cleared by clear_all_callbacks() before its interpreter ends.
+class callback_list {
+public:
+    callback_list();
+    callback_list(const callback_list&) = delete;
+    callback_list& operator=(const callback_list&) = delete;
+
+    /// Adds a callable of the current interpreter; returns true for the very
+    /// first registration of the family (register the C callback with Orthanc then).
+    bool add(py::object callable);
+
+    bool empty() const { return interpreters_.empty(); }
+    /// The interpreters that registered, in order of their first registration.
+    const std::vector<size_t>& interpreters() const { return interpreters_; }
+    /// The least loaded interpreter among those that registered; ties round-robin.
+    size_t pick();
+    const std::vector<py::object>& of(size_t index) const { return callables_[index]; }
+    void clear(size_t index);
+
+private:
+    std::vector<std::vector<py::object>> callables_;
+    std::vector<size_t> interpreters_;
+    std::atomic<unsigned> next_{0};
+};
+
+/// Drops the callables of interpreter `index` in every family (its GIL held).
+void clear_all_callbacks(size_t index);
+
+/// Least calls in flight among `candidates`, ties round-robin through `next`.
+size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next);
+
+/// Runs `body()` in interpreter `index` (attached, counted in flight). A Python
+/// exception is logged with its traceback under `what` and turns into
+/// `on_error` (into its Orthanc error code when Result is an error code); so
+/// does a C++ exception. Never throws.
+template <typename Result, typename Body>
+Result call_in(size_t index, const std::string& what, Result on_error, Body&& body) noexcept {
+    interpreter_pool& pool = interpreter_pool::instance();
+    if (!pool.running()) return on_error;
+    try {
+        in_flight_scope busy(pool.stats(index));
+        attach_guard attached(index);
+        try {
+            return body();
+        } catch (const py::error_already_set& error) {
+            const OrthancPluginErrorCode code = report_callback_error(what.c_str(), error);
+            if constexpr (std::is_same_v<Result, OrthancPluginErrorCode>) return code;
+        } catch (const std::exception& error) {
+            log_error("Python: " + what + ": " + error.what());
+        }
+    } catch (const std::exception& error) {
+        log_error("Python: internal error in " + what + ": " + error.what());
+    } catch (...) {
+        log_error("Python: unknown internal error in " + what);
+    }
+    return on_error;
+}
+
+}  // namespace opm

@@ -1,0 +1,179 @@
+// DICOM SCP callbacks: C-FIND, worklists and C-MOVE.
+
+#include "callbacks.h"
+#include "orthanc_handwritten.h"
+
+#include <memory>
+
+namespace opm {
+
+namespace {
+
+callback_list g_find;
+callback_list g_worklist;
+/// One entry per interpreter: (create, getMoveSize, applyMove, freeMove); for
+/// RegisterMoveCallback, create is the callback and the others are None.
+callback_list g_move;
+
+OrthancPluginErrorCode on_find(OrthancPluginFindAnswers* answers,
+                               const OrthancPluginFindQuery* query, const char* issuer_aet,
+                               const char* called_aet) {
+    const size_t index = g_find.pick();
+    return call_in(index, "the C-FIND callback", OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginFindAnswers> py_answers(answers);
+        borrowed<OrthancPluginFindQuery> py_query(query);
+        for (const py::object& callback : g_find.of(index))
+            callback(py_answers.object(), py_query.object(),
+                     py::arg("issuerAet") = decode_text(issuer_aet),
+                     py::arg("calledAet") = decode_text(called_aet));
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+OrthancPluginErrorCode on_worklist(OrthancPluginWorklistAnswers* answers,
+                                   const OrthancPluginWorklistQuery* query,
+                                   const char* issuer_aet, const char* called_aet) {
+    const size_t index = g_worklist.pick();
+    return call_in(index, "the worklist callback", OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginWorklistAnswers> py_answers(answers);
+        borrowed<OrthancPluginWorklistQuery> py_query(query);
+        for (const py::object& callback : g_worklist.of(index))
+            callback(py_answers.object(), py_query.object(), decode_text(issuer_aet),
+                     decode_text(called_aet));
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+const char* level_name(OrthancPluginResourceType level) {
+    switch (level) {
+        case OrthancPluginResourceType_Patient: return "PATIENT";
+        case OrthancPluginResourceType_Study: return "STUDY";
+        case OrthancPluginResourceType_Series: return "SERIES";
+        case OrthancPluginResourceType_Instance: return "INSTANCE";
+        default: return "NONE";
+    }
+}
+
+/// A C-MOVE in progress: the Python driver object and the interpreter that
+/// created it, where every later step of this move runs (pinned).
+struct move_driver {
+    size_t index;
+    py::object callbacks;  ///< the (create, size, apply, free) tuple of that interpreter
+    py::object driver;     ///< what create returned (None for RegisterMoveCallback)
+};
+
+void* on_move(OrthancPluginResourceType level, const char* patient_id,
+              const char* accession_number, const char* study_uid, const char* series_uid,
+              const char* sop_uid, const char* originator_aet, const char* source_aet,
+              const char* target_aet, uint16_t originator_id) {
+    const size_t index = g_move.pick();
+    return call_in(index, "the C-MOVE callback", static_cast<void*>(nullptr), [&]() -> void* {
+        py::dict kwargs;
+        kwargs["Level"] = level_name(level);
+        kwargs["PatientID"] = decode_text(patient_id);
+        kwargs["AccessionNumber"] = decode_text(accession_number);
+        kwargs["StudyInstanceUID"] = decode_text(study_uid);
+        kwargs["SeriesInstanceUID"] = decode_text(series_uid);
+        kwargs["SOPInstanceUID"] = decode_text(sop_uid);
+        kwargs["OriginatorAET"] = decode_text(originator_aet);
+        kwargs["SourceAET"] = decode_text(source_aet);
+        kwargs["TargetAET"] = decode_text(target_aet);
+        kwargs["OriginatorID"] = originator_id;
+        py::object callbacks = g_move.of(index).back();
+        py::object driver = callbacks[py::int_(0)](**kwargs);
+        return new move_driver{index, callbacks, driver};
+    });
+}
+
+uint32_t on_move_size(void* raw) {
+    auto* move = static_cast<move_driver*>(raw);
+    return call_in(move->index, "the C-MOVE getMoveSize callback", uint32_t{0}, [&] {
+        py::object size = move->callbacks[py::int_(1)];
+        return size.is_none() ? uint32_t{1} : size(move->driver).cast<uint32_t>();
+    });
+}
+
+OrthancPluginErrorCode on_move_apply(void* raw) {
+    auto* move = static_cast<move_driver*>(raw);
+    return call_in(move->index, "the C-MOVE applyMove callback", OrthancPluginErrorCode_Plugin,
+                   [&] {
+                       py::object apply = move->callbacks[py::int_(2)];
+                       if (!apply.is_none()) apply(move->driver);
+                       return OrthancPluginErrorCode_Success;
+                   });
+}
+
+void on_move_free(void* raw) {
+    std::unique_ptr<move_driver> move(static_cast<move_driver*>(raw));
+    const bool released = call_in(move->index, "the C-MOVE freeMove callback", false, [&] {
+        // Moved out first: they are dropped in their interpreter, even if freeMove raises.
+        py::object callbacks = std::move(move->callbacks);
+        py::object driver = std::move(move->driver);
+        py::object release = callbacks[py::int_(3)];
+        if (!release.is_none()) release(driver);
+        return true;
+    });
+    if (!released && (move->driver || move->callbacks)) {
+        // The interpreter has stopped: its objects cannot be released any more.
+        move->driver.release();
+        move->callbacks.release();
+    }
+}
+
+void add_move(py::object callbacks) {
+    check_registration_open("RegisterMoveCallback");
+    if (g_move.add(std::move(callbacks)))
+        check_sdk(OrthancPluginRegisterMoveCallback(context(), on_move, on_move_size,
+                                                    on_move_apply, on_move_free));
+}
+
+}  // namespace
+
+void bind_register_find_callback(py::module_& m) {
+    m.def(
+        "RegisterFindCallback",
+        [](py::function callback) {
+            check_registration_open("RegisterFindCallback");
+            if (g_find.add(std::move(callback)))
+                check_sdk(OrthancPluginRegisterFindCallback(context(), on_find));
+        },
+        py::arg("callback"), "Registers callback(answers, query, issuerAet=str, calledAet=str).");
+}
+
+void bind_register_worklist_callback(py::module_& m) {
+    m.def(
+        "RegisterWorklistCallback",
+        [](py::function callback) {
+            check_registration_open("RegisterWorklistCallback");
+            if (g_worklist.add(std::move(callback)))
+                check_sdk(OrthancPluginRegisterWorklistCallback(context(), on_worklist));
+        },
+        py::arg("callback"), "Registers callback(answers, query, issuerAet, calledAet).");
+}
+
+void bind_register_move_callback(py::module_& m) {
+    m.def(
+        "RegisterMoveCallback",
+        [](py::function callback) {
+            add_move(py::make_tuple(callback, py::none(), py::none(), py::none()));
+        },
+        py::arg("callback"),
+        "Registers callback(**request) for C-MOVE requests, with the keyword arguments Level, "
+        "PatientID, AccessionNumber, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, "
+        "OriginatorAET, SourceAET, TargetAET, OriginatorID.");
+}
+
+void bind_register_move_callback2(py::module_& m) {
+    m.def(
+        "RegisterMoveCallback2",
+        [](py::function create, py::function get_move_size, py::function apply_move,
+           py::function free_move) {
+            add_move(py::make_tuple(create, get_move_size, apply_move, free_move));
+        },
+        py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
+        "Registers a C-MOVE driver: create(**request) -> driver, getMoveSize(driver) -> int, "
+        "applyMove(driver), freeMove(driver); all steps of one move run in the interpreter "
+        "that created it.");
+}
+
+}  // namespace opm

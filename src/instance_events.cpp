@@ -1,0 +1,187 @@
+// Callbacks about incoming instances and requests: OnStoredInstance,
+// ReceivedInstance, the C-STORE instance filter and the HTTP request filter.
+
+#include "callbacks.h"
+#include "orthanc_handwritten.h"
+
+#include <cstring>
+
+namespace opm {
+
+namespace {
+
+callback_list g_stored;
+callback_list g_received;
+callback_list g_cstore_filter;
+callback_list g_http_filter;
+
+OrthancPluginErrorCode on_stored_instance(const OrthancPluginDicomInstance* instance,
+                                          const char* instance_id) {
+    const size_t index = g_stored.pick();
+    return call_in(index, "the OnStoredInstance callback", OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginDicomInstance> dicom(instance);
+        py::str id = decode_text(instance_id);
+        for (const py::object& callback : g_stored.of(index)) callback(dicom.object(), id);
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+/// Runs the ReceivedInstance callbacks in order, each on the previous one's
+/// output; a failure discards the instance (fail closed: a modification that
+/// failed must not be skipped silently).
+OrthancPluginReceivedInstanceAction on_received_instance(OrthancPluginMemoryBuffer64* modified,
+                                                         const void* data, uint64_t size,
+                                                         OrthancPluginInstanceOrigin origin) {
+    const size_t index = g_received.pick();
+    return call_in(
+        index, "the ReceivedInstance callback", OrthancPluginReceivedInstanceAction_Discard, [&] {
+            py::object current = py::bytes(static_cast<const char*>(data), size);
+            bool changed = false;
+            for (const py::object& callback : g_received.of(index)) {
+                py::object result = callback(current, static_cast<int>(origin));
+                py::object action = result;
+                py::object payload = py::none();
+                if (py::isinstance<py::tuple>(result) && py::len(result) == 2) {
+                    action = result[py::int_(0)];
+                    payload = result[py::int_(1)];
+                }
+                const int value = action.cast<int>();
+                if (value == OrthancPluginReceivedInstanceAction_Discard)
+                    return OrthancPluginReceivedInstanceAction_Discard;
+                if (value == OrthancPluginReceivedInstanceAction_Modify) {
+                    if (payload.is_none())
+                        throw py::type_error("ReceivedInstanceAction.MODIFY needs the new bytes");
+                    current = payload;
+                    changed = true;
+                } else if (value != OrthancPluginReceivedInstanceAction_KeepAsIs) {
+                    throw py::value_error("not a ReceivedInstanceAction: " + std::to_string(value));
+                }
+            }
+            if (!changed) return OrthancPluginReceivedInstanceAction_KeepAsIs;
+            byte_view bytes(current);
+            if (OrthancPluginCreateMemoryBuffer64(context(), modified, bytes.size()) !=
+                OrthancPluginErrorCode_Success)
+                throw std::runtime_error("cannot allocate the modified instance");
+            std::memcpy(modified->data, bytes.data(), bytes.size());
+            return OrthancPluginReceivedInstanceAction_Modify;
+        });
+}
+
+/// 1 stores the instance, 0 discards it with *status as DIMSE status, -1 is an error.
+int32_t on_cstore_instance(uint16_t* status, const OrthancPluginDicomInstance* instance) {
+    const size_t index = g_cstore_filter.pick();
+    return call_in(index, "the IncomingCStoreInstanceFilter callback", int32_t{-1}, [&] {
+        borrowed<OrthancPluginDicomInstance> dicom(instance);
+        for (const py::object& callback : g_cstore_filter.of(index)) {
+            const int value = callback(dicom.object()).cast<int>();
+            if (value != 0) {
+                *status = static_cast<uint16_t>(value);
+                return int32_t{0};
+            }
+        }
+        return int32_t{1};
+    });
+}
+
+py::dict string_map(uint32_t count, const char* const* keys, const char* const* values) {
+    py::dict result;
+    for (uint32_t i = 0; i < count; ++i) result[decode_text(keys[i])] = decode_text(values[i]);
+    return result;
+}
+
+/// Every filter must answer True; anything else (False, not a bool, an
+/// exception) denies the request: fail closed.
+int32_t on_http_request(OrthancPluginHttpMethod method, const char* uri, const char* ip,
+                        uint32_t headers_count, const char* const* headers_keys,
+                        const char* const* headers_values, uint32_t get_count,
+                        const char* const* get_keys, const char* const* get_values) {
+    const size_t index = g_http_filter.pick();
+    return call_in(index, "the IncomingHttpRequestFilter callback", int32_t{0}, [&] {
+        py::str py_uri = decode_text(uri);
+        py::dict kwargs;
+        kwargs["method"] = static_cast<int>(method);
+        kwargs["ip"] = decode_text(ip);
+        kwargs["headers"] = string_map(headers_count, headers_keys, headers_values);
+        kwargs["get"] = string_map(get_count, get_keys, get_values);
+        for (const py::object& callback : g_http_filter.of(index)) {
+            py::object answer = callback(py_uri, **kwargs);
+            if (!PyBool_Check(answer.ptr())) {
+                log_error("Python: the IncomingHttpRequestFilter callback returned " +
+                          py::repr(answer).cast<std::string>() +
+                          " instead of True or False: the request is denied");
+                return int32_t{0};
+            }
+            if (answer.ptr() != Py_True) return int32_t{0};
+        }
+        return int32_t{1};
+    });
+}
+
+template <typename Register>
+void add_registration(callback_list& list, py::function callback, const char* function,
+                      Register register_with_orthanc) {
+    check_registration_open(function);
+    if (list.add(std::move(callback))) check_sdk(register_with_orthanc());
+}
+
+}  // namespace
+
+void bind_register_on_stored_instance_callback(py::module_& m) {
+    m.def(
+        "RegisterOnStoredInstanceCallback",
+        [](py::function callback) {
+            add_registration(g_stored, std::move(callback), "RegisterOnStoredInstanceCallback",
+                             [] {
+                                 OrthancPluginRegisterOnStoredInstanceCallback(context(),
+                                                                               on_stored_instance);
+                                 return OrthancPluginErrorCode_Success;
+                             });
+        },
+        py::arg("callback"), "Registers callback(dicomInstance, instanceId).");
+}
+
+void bind_register_received_instance_callback(py::module_& m) {
+    m.def(
+        "RegisterReceivedInstanceCallback",
+        [](py::function callback) {
+            add_registration(g_received, std::move(callback), "RegisterReceivedInstanceCallback",
+                             [] {
+                                 return OrthancPluginRegisterReceivedInstanceCallback(
+                                     context(), on_received_instance);
+                             });
+        },
+        py::arg("callback"),
+        "Registers callback(dicom: bytes, origin: int) -> (ReceivedInstanceAction, bytes | None).");
+}
+
+void bind_register_incoming_cstore_instance_filter(py::module_& m) {
+    m.def(
+        "RegisterIncomingCStoreInstanceFilter",
+        [](py::function callback) {
+            add_registration(g_cstore_filter, std::move(callback),
+                             "RegisterIncomingCStoreInstanceFilter", [] {
+                                 return OrthancPluginRegisterIncomingCStoreInstanceFilter(
+                                     context(), on_cstore_instance);
+                             });
+        },
+        py::arg("callback"),
+        "Registers callback(dicomInstance) -> int: 0 stores the instance, any other value "
+        "discards it and is the DIMSE status of the answer.");
+}
+
+void bind_register_incoming_http_request_filter(py::module_& m) {
+    m.def(
+        "RegisterIncomingHttpRequestFilter",
+        [](py::function callback) {
+            add_registration(g_http_filter, std::move(callback),
+                             "RegisterIncomingHttpRequestFilter", [] {
+                                 return OrthancPluginRegisterIncomingHttpRequestFilter2(
+                                     context(), on_http_request);
+                             });
+        },
+        py::arg("callback"),
+        "Registers callback(uri, method=int, ip=str, headers=dict, get=dict) -> bool; "
+        "anything but True (an exception included) denies the request.");
+}
+
+}  // namespace opm

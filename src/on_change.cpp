@@ -1,0 +1,136 @@
+#include "on_change.h"
+
+#include "callbacks.h"
+#include "orthanc_handwritten.h"
+#include "py_bytes.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace opm {
+
+namespace {
+
+callback_list g_callbacks;
+
+struct change {
+    OrthancPluginChangeType type;
+    OrthancPluginResourceType resource;
+    std::string id;
+};
+
+/// Changes waiting for delivery. Orthanc's threads only push (no GIL, no
+/// Python), so a callback that calls back into Orthanc cannot deadlock them;
+/// one thread delivers the changes in order, as the existing plugin does.
+///
+/// - push() from any thread; start() and stop() from Orthanc's main thread.
+class change_queue {
+public:
+    void push(change item) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            queue_.push_back(std::move(item));
+        }
+        ready_.notify_one();
+    }
+
+    void start() { worker_ = std::thread([this] { run(); }); }
+
+    void stop() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stopping_ = true;
+        }
+        ready_.notify_one();
+        if (worker_.joinable()) worker_.join();
+    }
+
+private:
+    void run() {
+        for (;;) {
+            change item;
+            {
+                std::unique_lock<std::mutex> lock(mutex_);
+                ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                if (queue_.empty()) return;  // stopping, and everything delivered
+                item = std::move(queue_.front());
+                queue_.pop_front();
+            }
+            deliver(item);
+        }
+    }
+
+    static void deliver(const change& item) {
+        // ORTHANC_STOPPED reaches every interpreter, so each can stop its own
+        // threads; any other change goes to the first that registered.
+        const std::vector<size_t>& registered = g_callbacks.interpreters();
+        const size_t targets =
+            item.type == OrthancPluginChangeType_OrthancStopped ? registered.size() : 1;
+        for (size_t k = 0; k < targets; ++k) {
+            const size_t index = registered[k];
+            call_in(index, "the OnChange callback", false, [&] {
+                py::str id = decode_text(item.id.c_str());
+                for (const py::object& callback : g_callbacks.of(index)) {
+                    try {
+                        callback(static_cast<int>(item.type), static_cast<int>(item.resource), id);
+                    } catch (const py::error_already_set& error) {
+                        report_callback_error("the OnChange callback", error);
+                    }
+                }
+                return true;
+            });
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::deque<change> queue_;
+    bool stopping_ = false;
+    std::thread worker_;
+};
+
+change_queue g_queue;
+bool g_started = false;
+
+OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPluginResourceType resource,
+                                 const char* id) {
+    try {
+        g_queue.push({type, resource, id ? id : ""});
+        return OrthancPluginErrorCode_Success;
+    } catch (const std::exception& error) {
+        log_error(std::string("Python: cannot queue a change: ") + error.what());
+        return OrthancPluginErrorCode_NotEnoughMemory;
+    }
+}
+
+}  // namespace
+
+void bind_register_on_change_callback(py::module_& m) {
+    m.def(
+        "RegisterOnChangeCallback",
+        [](py::function callback) {
+            check_registration_open("RegisterOnChangeCallback");
+            if (g_callbacks.add(std::move(callback)))
+                OrthancPluginRegisterOnChangeCallback(context(), on_change);
+        },
+        py::arg("callback"),
+        "Registers callback(changeType, resourceType, resourceId), called in order by one "
+        "thread in the first interpreter that registered one; ORTHANC_STOPPED reaches every "
+        "interpreter that registered one.");
+}
+
+void start_on_change() {
+    if (g_callbacks.empty() || g_started) return;
+    g_queue.start();
+    g_started = true;
+}
+
+void stop_on_change() {
+    if (!g_started) return;
+    g_queue.stop();
+    g_started = false;
+}
+
+}  // namespace opm

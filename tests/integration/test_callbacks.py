@@ -1,0 +1,328 @@
+"""Callback families other than REST (src/on_change.cpp, src/instance_events.cpp,
+src/dicom_scp.cpp), exercised by real clients: HTTP uploads, DCMTK and pynetdicom."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import StartOrthanc
+from .dicom_files import make_dicom
+from .orthanc_server import OrthancServer
+
+INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
+
+
+def wait_for_log(server: OrthancServer, pattern: str, timeout: float = 30) -> list[str]:
+    """The lines of the log matching `pattern`, waiting until there is at least one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in server.log().splitlines() if re.search(pattern, line)]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def upload(server: OrthancServer, dicom: bytes) -> dict[str, str]:
+    response = server.post("/instances", data=dicom)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def storescu(server: OrthancServer, folder: Path, *files: bytes) -> subprocess.CompletedProcess[str]:
+    paths = []
+    for i, data in enumerate(files):
+        path = folder / f"file{i}.dcm"
+        path.write_bytes(data)
+        paths.append(str(path))
+    return subprocess.run(
+        ["storescu", "-v", "-aet", "STORESCU", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port),
+         *paths], capture_output=True, text=True, timeout=60)
+
+
+ON_CHANGE = """
+import orthanc
+
+def OnChange(changeType, resourceType, resourceId):
+    index = orthanc.GetInterpreterIndex()
+    if changeType == orthanc.ChangeType.NEW_INSTANCE:
+        # A REST call from the callback: must not deadlock.
+        system = orthanc.RestApiGet('/system')
+        orthanc.LogWarning('change NEW_INSTANCE %s in %d, system %d bytes'
+                           % (resourceId, index, len(system)))
+    elif changeType == orthanc.ChangeType.ORTHANC_STARTED:
+        orthanc.LogWarning('change ORTHANC_STARTED in %d' % index)
+    elif changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        orthanc.LogWarning('change ORTHANC_STOPPED in %d' % index)
+    elif changeType == orthanc.ChangeType.NEW_STUDY:
+        orthanc.LogWarning('change NEW_STUDY type %d in %d' % (resourceType, index))
+
+def Second(changeType, resourceType, resourceId):
+    if changeType == orthanc.ChangeType.NEW_INSTANCE:
+        orthanc.LogWarning('second callback saw %s' % resourceId)
+
+orthanc.RegisterOnChangeCallback(OnChange)
+orthanc.RegisterOnChangeCallback(Second)
+"""
+
+
+@INTERPRETERS
+def test_on_change_in_order_in_one_interpreter_and_stopped_everywhere(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    server = orthanc(ON_CHANGE, interpreters=interpreters)
+    assert wait_for_log(server, "change ORTHANC_STARTED in 0")
+    ids = [upload(server, make_dicom(f"P{i}"))["ID"] for i in range(3)]
+    seen = wait_for_log(server, "second callback saw " + ids[-1])
+    assert seen
+    log = server.log()
+    changes = [m.group(1) for m in re.finditer(r"change NEW_INSTANCE (\S+) in 0", log)]
+    assert changes == ids  # every change, in order, in interpreter 0
+    assert "NEW_INSTANCE" not in "".join(re.findall(r"change NEW_INSTANCE \S+ in [1-9]", log))
+    assert re.search(r"change NEW_STUDY type 1 in 0", log)  # ResourceType.STUDY == 1
+    # The second registration is called too, after the first.
+    assert log.index(f"change NEW_INSTANCE {ids[0]}") < log.index(f"second callback saw {ids[0]}")
+    assert server.stop() == 0
+    log = server.log()
+    for index in range(interpreters):
+        assert f"change ORTHANC_STOPPED in {index}" in log
+
+
+SCHEDULER = """
+import threading
+import orthanc
+
+TIMER = None
+
+def Hello():
+    global TIMER
+    orthanc.LogWarning('tick in %d' % orthanc.GetInterpreterIndex())
+    TIMER = threading.Timer(0.2, Hello)
+    TIMER.start()
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STARTED:
+        Hello()
+    elif changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        if TIMER is not None:
+            TIMER.cancel()
+        orthanc.LogWarning('timer cancelled in %d' % orthanc.GetInterpreterIndex())
+
+orthanc.RegisterOnChangeCallback(OnChange)
+"""
+
+
+@pytest.mark.parametrize("interpreters", [1, 4])
+def test_scheduler_pattern_stops_cleanly(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(SCHEDULER, interpreters=interpreters)
+    assert wait_for_log(server, "tick in 0")
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 15
+    log = server.log()
+    assert "still run after" not in log
+    for index in range(interpreters):
+        assert f"timer cancelled in {index}" in log
+
+
+INSTANCES = """
+import io
+import json
+import orthanc
+import pydicom
+
+def OnStored(dicom, instanceId):
+    tags = json.loads(dicom.GetInstanceSimplifiedJson())
+    orthanc.LogWarning('stored %s patient=%s aet=%s origin=%d size=%d in %d' % (
+        instanceId, tags['PatientID'], dicom.GetInstanceRemoteAet(),
+        dicom.GetInstanceOrigin(), len(dicom.GetInstanceData()),
+        orthanc.GetInterpreterIndex()))
+
+def OnReceived(data, origin):
+    ds = pydicom.dcmread(io.BytesIO(data))
+    if ds.PatientID == 'DISCARD':
+        return orthanc.ReceivedInstanceAction.DISCARD, None
+    if ds.PatientID == 'MODIFY':
+        ds.PatientName = 'MODIFIED^BY^PYTHON'
+        out = io.BytesIO()
+        ds.save_as(out)
+        return orthanc.ReceivedInstanceAction.MODIFY, out.getvalue()
+    if ds.PatientID == 'RAISE':
+        raise RuntimeError('cannot decide')
+    return orthanc.ReceivedInstanceAction.KEEP_AS_IS, None
+
+def OnCStore(dicom):
+    tags = json.loads(dicom.GetInstanceSimplifiedJson())
+    if tags['PatientID'] == 'REJECT':
+        return 0xA700  # Refused: out of resources
+    return 0
+
+orthanc.RegisterOnStoredInstanceCallback(OnStored)
+orthanc.RegisterReceivedInstanceCallback(OnReceived)
+orthanc.RegisterIncomingCStoreInstanceFilter(OnCStore)
+"""
+
+
+def patient_names(server: OrthancServer) -> dict[str, str]:
+    names = {}
+    for patient in server.get("/patients", params={"expand": ""}).json():
+        tags = patient["MainDicomTags"]
+        names[tags["PatientID"]] = tags.get("PatientName", "")
+    return names
+
+
+@INTERPRETERS
+def test_instance_callbacks_with_rest_uploads(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(INSTANCES, interpreters=interpreters)
+    kept = upload(server, make_dicom("KEEP", "KEEP^ME"))
+    lines = wait_for_log(server, f"stored {kept['ID']} ")
+    assert len(lines) == 1
+    assert "patient=KEEP aet= origin=" in lines[0]
+    upload(server, make_dicom("MODIFY", "ORIGINAL^NAME"))
+    for patient in ("DISCARD", "RAISE"):
+        # Orthanc 1.10 answers 200 with "FilteredOut" and stores nothing.
+        assert upload(server, make_dicom(patient))["Status"] == "FilteredOut"
+    names = patient_names(server)
+    assert names == {"KEEP": "KEEP^ME", "MODIFY": "MODIFIED^BY^PYTHON"}
+    log = server.log()
+    assert "RuntimeError: cannot decide" in log
+    assert "exception in the ReceivedInstance callback" in log
+
+
+@INTERPRETERS
+def test_instance_callbacks_with_storescu(
+    orthanc: StartOrthanc, interpreters: int, tmp_path: Path
+) -> None:
+    server = orthanc(INSTANCES, interpreters=interpreters)
+    accepted = storescu(server, tmp_path, make_dicom("CSTORE-OK"))
+    assert accepted.returncode == 0, accepted.stderr
+    lines = wait_for_log(server, "patient=CSTORE-OK aet=STORESCU")
+    assert len(lines) == 1
+    assert "origin=2" in lines[0]  # InstanceOrigin.DICOM_PROTOCOL
+    rejected = storescu(server, tmp_path, make_dicom("REJECT"))
+    output = rejected.stdout + rejected.stderr
+    assert rejected.returncode != 0
+    assert "0xa700" in output.lower() or "Refused: OutOfResources" in output, output
+    assert set(patient_names(server)) == {"CSTORE-OK"}
+
+
+HTTP_FILTER = """
+import orthanc
+
+def Filter(uri, **request):
+    if uri.startswith('/raise'):
+        raise ValueError('filter failed')
+    if uri.startswith('/not-bool'):
+        return 'yes'
+    if request['headers'].get('x-token') == 'secret':
+        return True
+    orthanc.LogWarning('filter: method=%s ip=%s get=%s' % (
+        request['method'], request['ip'], sorted(request['get'].items())))
+    return uri.startswith('/system')
+
+orthanc.RegisterIncomingHttpRequestFilter(Filter)
+"""
+
+
+@INTERPRETERS
+def test_http_request_filter_fails_closed(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(HTTP_FILTER, interpreters=interpreters)
+    assert server.get("/system").status_code == 200
+    assert server.get("/patients", params={"a": "1"}).status_code == 403
+    assert server.get("/patients", headers={"X-Token": "secret"}).status_code == 200
+    assert server.get("/raise").status_code == 403
+    assert server.get("/not-bool").status_code == 403
+    log = server.log()
+    assert "filter: method=1 ip=127.0.0.1 get=[('a', '1')]" in log
+    assert "ValueError: filter failed" in log
+    assert "returned 'yes' instead of True or False" in log
+
+
+SCP = """
+import json
+import orthanc
+
+def OnFind(answers, query, issuerAet, calledAet):
+    tags = {query.GetFindQueryTagName(i): query.GetFindQueryValue(i)
+            for i in range(query.GetFindQuerySize())}
+    orthanc.LogWarning('C-FIND from %s to %s: %s' % (issuerAet, calledAet,
+                                                     json.dumps(tags, sort_keys=True)))
+    answer = {'PatientName': 'PY-' + tags.get('PatientName', ''),
+              'StudyDescription': 'group %04x' % query.GetFindQueryTagGroup(0),
+              'QueryRetrieveLevel': tags.get('QueryRetrieveLevel', '')}
+    dicom = orthanc.CreateDicom(json.dumps(answer), None, orthanc.CreateDicomFlags.NONE)
+    answers.FindAddAnswer(dicom)
+
+def OnWorklist(answers, query, issuerAet, calledAet):
+    for modality in ['MR', 'CT']:
+        content = {'PatientName': 'WORKLIST^' + modality,
+                   'ScheduledProcedureStepSequence': [{'Modality': modality}]}
+        dicom = orthanc.CreateDicom(json.dumps(content), None, orthanc.CreateDicomFlags.NONE)
+        if query.WorklistIsMatch(dicom):
+            answers.WorklistAddAnswer(query, dicom)
+
+def OnMove(**request):
+    orthanc.LogWarning('C-MOVE ' + json.dumps(request, sort_keys=True))
+
+orthanc.RegisterFindCallback(OnFind)
+orthanc.RegisterWorklistCallback(OnWorklist)
+orthanc.RegisterMoveCallback(OnMove)
+"""
+# Orthanc refuses C-FIND and C-MOVE from modalities it does not know, unless told.
+SCP_CONFIG = {"DicomAlwaysAllowFind": True, "DicomAlwaysAllowFindWorklist": True,
+              "DicomAlwaysAllowMove": True}
+
+
+@INTERPRETERS
+def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
+    result = subprocess.run(
+        ["findscu", "-v", "-S", "-aet", "FINDSCU", "-aec", "ORTHANC",
+         "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=TEST", "-k", "StudyDescription=",
+         "127.0.0.1", str(server.dicom_port)],
+        capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "PY-TEST" in output
+    assert "group 0008" in output or "group 0010" in output
+    assert "Find Response: 1 (Pending)" in output
+    assert "C-FIND from FINDSCU to ORTHANC" in server.log()
+
+
+@INTERPRETERS
+def test_findscu_worklist_gets_matching_python_answers(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
+    result = subprocess.run(
+        ["findscu", "-v", "-W", "-k", "ScheduledProcedureStepSequence[0].Modality=MR",
+         "-k", "PatientName=", "127.0.0.1", str(server.dicom_port)],
+        capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "WORKLIST^MR" in output
+    assert "WORKLIST^CT" not in output
+
+
+@INTERPRETERS
+def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
+    subprocess.run(
+        ["movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "ORTHANC", "-aem", "TARGET",
+         "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=1.2.3.4",
+         "127.0.0.1", str(server.dicom_port)],
+        capture_output=True, text=True, timeout=60)
+    lines = wait_for_log(server, "C-MOVE {")
+    assert len(lines) == 1
+    import json
+
+    request = json.loads(lines[0].split("C-MOVE ", 1)[1])
+    assert request == {
+        "AccessionNumber": "", "Level": "STUDY", "OriginatorAET": "MOVESCU", "OriginatorID":
+        request["OriginatorID"], "PatientID": "", "SOPInstanceUID": "", "SeriesInstanceUID": "",
+        "SourceAET": "ORTHANC", "StudyInstanceUID": "1.2.3.4", "TargetAET": "TARGET"}
+    assert isinstance(request["OriginatorID"], int)
