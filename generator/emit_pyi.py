@@ -52,6 +52,10 @@ FindCallback = Callable[Concatenate[FindAnswers, FindQuery, ...], object]
 WorklistCallback = Callable[[WorklistAnswers, WorklistQuery, str, str], object]
 # callback(**request) with Level, PatientID, ..., OriginatorID
 MoveCallback = Callable[..., Any]
+IncomingDicomInstanceFilter = Callable[[DicomInstance], bool]
+# Any object with Step() -> JobStepStatus, and optionally GetProgress, GetContent,
+# GetSerialized, Stop(reason) and Reset.
+PythonJob = Any
 '''
 
 

@@ -54,6 +54,13 @@ public:
     }
     bool used() const { return used_; }
     void invalidate() { pointer_ = nullptr; }
+    /// Hands the handle over to Orthanc: no longer freed here, no longer usable.
+    T* release() {
+        T* pointer = get();
+        pointer_ = nullptr;
+        owned_ = false;
+        return pointer;
+    }
 
 private:
     T* pointer_;

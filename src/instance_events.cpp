@@ -14,6 +14,7 @@ callback_list g_stored;
 callback_list g_received;
 callback_list g_cstore_filter;
 callback_list g_http_filter;
+callback_list g_dicom_filter;
 
 OrthancPluginErrorCode on_stored_instance(const OrthancPluginDicomInstance* instance,
                                           const char* instance_id) {
@@ -78,6 +79,22 @@ int32_t on_cstore_instance(uint16_t* status, const OrthancPluginDicomInstance* i
                 *status = static_cast<uint16_t>(value);
                 return int32_t{0};
             }
+        }
+        return int32_t{1};
+    });
+}
+
+/// 1 accepts the instance, 0 discards it, -1 is an error (fail closed).
+int32_t on_dicom_instance(const OrthancPluginDicomInstance* instance) {
+    const size_t index = g_dicom_filter.pick();
+    return call_in(index, "the IncomingDicomInstanceFilter callback", int32_t{-1}, [&] {
+        borrowed<OrthancPluginDicomInstance> dicom(instance);
+        for (const py::object& callback : g_dicom_filter.of(index)) {
+            py::object answer = callback(dicom.object());
+            if (!PyBool_Check(answer.ptr()))
+                throw py::type_error("the IncomingDicomInstanceFilter callback must return "
+                                     "True or False, not " + py::repr(answer).cast<std::string>());
+            if (answer.ptr() != Py_True) return int32_t{0};
         }
         return int32_t{1};
     });
@@ -182,6 +199,21 @@ void bind_register_incoming_http_request_filter(py::module_& m) {
         py::arg("callback"),
         "Registers callback(uri, method=int, ip=str, headers=dict, get=dict) -> bool; "
         "anything but True (an exception included) denies the request.");
+}
+
+void bind_register_incoming_dicom_instance_filter(py::module_& m) {
+    m.def(
+        "RegisterIncomingDicomInstanceFilter",
+        [](py::function callback) {
+            add_registration(g_dicom_filter, std::move(callback),
+                             "RegisterIncomingDicomInstanceFilter", [] {
+                                 return OrthancPluginRegisterIncomingDicomInstanceFilter(
+                                     context(), on_dicom_instance);
+                             });
+        },
+        py::arg("callback"),
+        "Registers callback(dicomInstance) -> bool, for instances received by any means: "
+        "False discards the instance; an exception or a non-bool is an error.");
 }
 
 }  // namespace opm

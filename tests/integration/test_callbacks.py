@@ -326,3 +326,28 @@ def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpr
         request["OriginatorID"], "PatientID": "", "SOPInstanceUID": "", "SeriesInstanceUID": "",
         "SourceAET": "ORTHANC", "StudyInstanceUID": "1.2.3.4", "TargetAET": "TARGET"}
     assert isinstance(request["OriginatorID"], int)
+
+
+DICOM_FILTER = """
+import json
+import orthanc
+
+def Filter(dicom):
+    patient = json.loads(dicom.GetInstanceSimplifiedJson())['PatientID']
+    if patient == 'NOT-BOOL':
+        return 1
+    return patient != 'UNWANTED'
+
+orthanc.RegisterIncomingDicomInstanceFilter(Filter)
+"""
+
+
+@INTERPRETERS
+def test_incoming_dicom_instance_filter(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(DICOM_FILTER, interpreters=interpreters)
+    assert upload(server, make_dicom("WANTED"))["Status"] == "Success"
+    assert upload(server, make_dicom("UNWANTED"))["Status"] == "FilteredOut"
+    failed = server.post("/instances", data=make_dicom("NOT-BOOL"))  # an error: refused
+    assert failed.status_code != 200 or failed.json()["Status"] != "Success"
+    assert set(patient_names(server)) == {"WANTED"}
+    assert "must return True or False, not 1" in server.log()

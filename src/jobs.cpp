@@ -1,0 +1,152 @@
+// Python-defined jobs: orthanc.CreateJob(job, jobType) over the SDK's job callbacks.
+
+#include "callbacks.h"
+#include "orthanc_handwritten.h"
+
+#include <memory>
+#include <string>
+
+namespace opm {
+
+namespace {
+
+/// A Python object run as an Orthanc job, pinned to the interpreter that
+/// created it. Orthanc calls the callbacks of one job from one thread, in
+/// mutual exclusion (OrthancCPlugin.h), so the text buffers need no lock.
+struct python_job {
+    size_t index;
+    py::object object;       ///< belongs to interpreter `index`
+    std::string content;     ///< returned by GetContent, valid until the next call
+    std::string serialized;  ///< returned by GetSerialized, likewise
+};
+
+python_job* job_of(void* raw) { return static_cast<python_job*>(raw); }
+
+/// Calls job.<name>(args...) if the object has that method; None otherwise.
+template <typename... Args>
+py::object call_optional(const py::object& object, const char* name, Args&&... args) {
+    if (!py::hasattr(object, name)) return py::none();
+    return object.attr(name)(std::forward<Args>(args)...);
+}
+
+std::string as_json_text(const py::object& value) {
+    if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+    return py::module_::import("json").attr("dumps")(value).cast<std::string>();
+}
+
+void job_finalize(void* raw) {
+    std::unique_ptr<python_job> job(job_of(raw));
+    const bool dropped = call_in(job->index, "the job finalizer", false, [&] {
+        py::object object = std::move(job->object);
+        return true;
+    });
+    if (!dropped && job->object) job->object.release();  // its interpreter has stopped
+}
+
+float job_progress(void* raw) {
+    python_job* job = job_of(raw);
+    return call_in(job->index, "the job's GetProgress", 0.0f, [&] {
+        py::object progress = call_optional(job->object, "GetProgress");
+        return progress.is_none() ? 0.0f : progress.cast<float>();
+    });
+}
+
+const char* job_content(void* raw) {
+    python_job* job = job_of(raw);
+    job->content = call_in(job->index, "the job's GetContent", std::string("{}"), [&] {
+        py::object content = call_optional(job->object, "GetContent");
+        return content.is_none() ? std::string("{}") : as_json_text(content);
+    });
+    return job->content.c_str();
+}
+
+/// NULL: the job cannot be serialized (no GetSerialized, or it returned None).
+const char* job_serialized(void* raw) {
+    python_job* job = job_of(raw);
+    const bool serializable = call_in(job->index, "the job's GetSerialized", false, [&] {
+        py::object serialized = call_optional(job->object, "GetSerialized");
+        if (serialized.is_none()) return false;
+        job->serialized = as_json_text(serialized);
+        return true;
+    });
+    return serializable ? job->serialized.c_str() : nullptr;
+}
+
+OrthancPluginJobStepStatus job_step(void* raw) {
+    python_job* job = job_of(raw);
+    return call_in(job->index, "the job's Step", OrthancPluginJobStepStatus_Failure, [&] {
+        const int status = job->object.attr("Step")().cast<int>();
+        if (status != OrthancPluginJobStepStatus_Success &&
+            status != OrthancPluginJobStepStatus_Failure &&
+            status != OrthancPluginJobStepStatus_Continue)
+            throw py::value_error("Step() must return a JobStepStatus, not " +
+                                  std::to_string(status));
+        return static_cast<OrthancPluginJobStepStatus>(status);
+    });
+}
+
+OrthancPluginErrorCode job_stop(void* raw, OrthancPluginJobStopReason reason) {
+    python_job* job = job_of(raw);
+    return call_in(job->index, "the job's Stop", OrthancPluginErrorCode_Plugin, [&] {
+        call_optional(job->object, "Stop", static_cast<int>(reason));
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+OrthancPluginErrorCode job_reset(void* raw) {
+    python_job* job = job_of(raw);
+    return call_in(job->index, "the job's Reset", OrthancPluginErrorCode_Plugin, [&] {
+        call_optional(job->object, "Reset");
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+}  // namespace
+
+void bind_create_job(py::module_& m) {
+    m.def(
+        "CreateJob",
+        [](py::object object, const std::string& job_type) {
+            if (!py::hasattr(object, "Step"))
+                throw py::type_error("a job needs a Step() method returning a JobStepStatus");
+            auto job = std::make_unique<python_job>();
+            job->index = interpreter_pool::instance().current_index();
+            job->object = std::move(object);
+            OrthancPluginJob* handle =
+                OrthancPluginCreateJob(context(), job.get(), job_finalize, job_type.c_str(),
+                                       job_progress, job_content, job_serialized, job_step,
+                                       job_stop, job_reset);
+            if (handle == nullptr) {
+                job->object = py::object();
+                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
+                                        "OrthancPluginCreateJob returned no job");
+            }
+            job.release();  // owned by the Orthanc job now: job_finalize deletes it
+            return new_owned(handle, "OrthancPluginCreateJob");
+        },
+        py::arg("job"), py::arg("jobType"),
+        "A job running job.Step() -> JobStepStatus until it returns SUCCESS or FAILURE, with "
+        "optional GetProgress() -> float, GetContent() -> dict, GetSerialized(), Stop(reason) "
+        "and Reset(); every call runs in this interpreter. Submit it with SubmitJob().");
+}
+
+void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls) {
+    cls.def(
+        "SubmitJob",
+        [](handle<OrthancPluginJob>& self, int priority) {
+            // Orthanc owns a submitted job: this object no longer frees it.
+            OrthancPluginJob* job = self.release();
+            char* id;
+            {
+                release_gil unlocked;
+                id = OrthancPluginSubmitJob(context(), job, priority);
+            }
+            if (id == nullptr)
+                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
+                                        "OrthancPluginSubmitJob returned no job ID");
+            return owned_text(id);
+        },
+        py::arg("priority"), "Submits the job; returns its ID (see /jobs/{id}).");
+}
+
+}  // namespace opm
