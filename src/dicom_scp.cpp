@@ -120,6 +120,69 @@ void on_move_free(void* raw) {
     }
 }
 
+/// One entry per interpreter: (factory, lookup).
+callback_list g_commitment;
+
+/// A storage commitment request in progress, pinned to the interpreter whose
+/// factory created its Python handler.
+struct commitment_handler {
+    size_t index;
+    py::object lookup;
+    py::object data;  ///< what the factory returned
+};
+
+py::list string_list(const char* const* values, uint32_t count) {
+    py::list result;
+    for (uint32_t i = 0; i < count; ++i) result.append(decode_text(values[i]));
+    return result;
+}
+
+OrthancPluginErrorCode on_commitment_factory(void** handler, const char* job_id,
+                                             const char* transaction_uid,
+                                             const char* const* sop_class_uids,
+                                             const char* const* sop_instance_uids,
+                                             uint32_t count, const char* remote_aet,
+                                             const char* called_aet) {
+    const size_t index = g_commitment.pick();
+    return call_in(index, "the storage commitment factory", OrthancPluginErrorCode_Plugin, [&] {
+        py::object callbacks = g_commitment.of(index).back();
+        py::object data = callbacks[py::int_(0)](
+            decode_text(job_id), decode_text(transaction_uid),
+            string_list(sop_class_uids, count), string_list(sop_instance_uids, count),
+            decode_text(remote_aet), decode_text(called_aet));
+        *handler = new commitment_handler{index, callbacks[py::int_(1)], data};
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+void on_commitment_destructor(void* raw) {
+    std::unique_ptr<commitment_handler> handler(static_cast<commitment_handler*>(raw));
+    const bool dropped = call_in(handler->index, "the storage commitment destructor", false, [&] {
+        py::object lookup = std::move(handler->lookup);
+        py::object data = std::move(handler->data);
+        return true;
+    });
+    if (!dropped && (handler->lookup || handler->data)) {
+        handler->lookup.release();  // its interpreter has stopped
+        handler->data.release();
+    }
+}
+
+OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailureReason* target,
+                                            void* raw, const char* sop_class_uid,
+                                            const char* sop_instance_uid) {
+    auto* handler = static_cast<commitment_handler*>(raw);
+    return call_in(handler->index, "the storage commitment lookup", OrthancPluginErrorCode_Plugin,
+                   [&] {
+                       const int reason = handler->lookup(decode_text(sop_class_uid),
+                                                          decode_text(sop_instance_uid),
+                                                          handler->data)
+                                              .cast<int>();
+                       *target = static_cast<OrthancPluginStorageCommitmentFailureReason>(reason);
+                       return OrthancPluginErrorCode_Success;
+                   });
+}
+
 void add_move(py::object callbacks) {
     check_registration_open("RegisterMoveCallback");
     if (g_move.add(std::move(callbacks)))
@@ -174,6 +237,23 @@ void bind_register_move_callback2(py::module_& m) {
         "Registers a C-MOVE driver: create(**request) -> driver, getMoveSize(driver) -> int, "
         "applyMove(driver), freeMove(driver); all steps of one move run in the interpreter "
         "that created it.");
+}
+
+void bind_register_storage_commitment_scp_callback(py::module_& m) {
+    m.def(
+        "RegisterStorageCommitmentScpCallback",
+        [](py::function factory, py::function lookup) {
+            check_registration_open("RegisterStorageCommitmentScpCallback");
+            if (g_commitment.add(py::make_tuple(factory, lookup)))
+                check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback(
+                    context(), on_commitment_factory, on_commitment_destructor,
+                    on_commitment_lookup));
+        },
+        py::arg("factory"), py::arg("lookup"),
+        "Registers the storage commitment SCP: factory(jobId, transactionUid, sopClassUids, "
+        "sopInstanceUids, remoteAet, calledAet) -> data, then lookup(sopClassUid, "
+        "sopInstanceUid, data) -> StorageCommitmentFailureReason for each instance, in the "
+        "interpreter that ran the factory.");
 }
 
 }  // namespace opm

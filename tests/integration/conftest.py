@@ -16,7 +16,7 @@ StartOrthanc = Callable[..., OrthancServer]
 
 @pytest.fixture
 def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrthanc]:
-    """start(script, interpreters=1, extra=None, wait=True) -> a running OrthancServer.
+    """start(script, interpreters=1, extra=None, wait=True, start=True) -> an OrthancServer.
 
     At teardown each server still running is stopped with SIGTERM; the test fails
     unless it exits with code 0 and its log has no "Fatal Python error". The log
@@ -30,6 +30,7 @@ def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrt
         interpreters: int | str = 1,
         extra: dict[str, Any] | None = None,
         wait: bool = True,
+        start: bool = True,
     ) -> OrthancServer:
         server = make_server(
             tmp_path / f"orthanc{len(servers)}",
@@ -38,13 +39,18 @@ def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrt
             extra=extra,
         )
         servers.append(server)
-        server.start(wait=wait)
+        if start:
+            server.start(wait=wait)
+        else:
+            server.return_code = 0  # not started: nothing to check at teardown
         return server
 
     yield start
 
     problems = []
     for server in servers:
+        if server.process is None:
+            continue
         expected_to_run = server.return_code is None
         try:
             code = server.stop()
