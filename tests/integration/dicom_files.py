@@ -8,8 +8,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 
-def make_dicom(patient_id: str = "PATIENT-1", patient_name: str = "TEST^PATIENT",
-               study_uid: str | None = None, rows: int = 4, columns: int = 4) -> bytes:
+def make_dicom(
+    patient_id: str = "PATIENT-1",
+    patient_name: str = "TEST^PATIENT",
+    study_uid: str | None = None,
+    rows: int = 4,
+    columns: int = 4,
+) -> bytes:
     """A secondary-capture image of rows x columns 8-bit pixels, as file bytes."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage

@@ -33,15 +33,30 @@ def upload(server: OrthancServer, dicom: bytes) -> dict[str, str]:
     return dict(response.json())
 
 
-def storescu(server: OrthancServer, folder: Path, *files: bytes) -> subprocess.CompletedProcess[str]:
+def storescu(
+    server: OrthancServer, folder: Path, *files: bytes
+) -> subprocess.CompletedProcess[str]:
     paths = []
     for i, data in enumerate(files):
         path = folder / f"file{i}.dcm"
         path.write_bytes(data)
         paths.append(str(path))
     return subprocess.run(
-        ["storescu", "-v", "-aet", "STORESCU", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port),
-         *paths], capture_output=True, text=True, timeout=60)
+        [
+            "storescu",
+            "-v",
+            "-aet",
+            "STORESCU",
+            "-aec",
+            "ORTHANC",
+            "127.0.0.1",
+            str(server.dicom_port),
+            *paths,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 ON_CHANGE = """
@@ -273,18 +288,38 @@ orthanc.RegisterWorklistCallback(OnWorklist)
 orthanc.RegisterMoveCallback(OnMove)
 """
 # Orthanc refuses C-FIND and C-MOVE from modalities it does not know, unless told.
-SCP_CONFIG = {"DicomAlwaysAllowFind": True, "DicomAlwaysAllowFindWorklist": True,
-              "DicomAlwaysAllowMove": True}
+SCP_CONFIG = {
+    "DicomAlwaysAllowFind": True,
+    "DicomAlwaysAllowFindWorklist": True,
+    "DicomAlwaysAllowMove": True,
+}
 
 
 @INTERPRETERS
 def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
     result = subprocess.run(
-        ["findscu", "-v", "-S", "-aet", "FINDSCU", "-aec", "ORTHANC",
-         "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=TEST", "-k", "StudyDescription=",
-         "127.0.0.1", str(server.dicom_port)],
-        capture_output=True, text=True, timeout=60)
+        [
+            "findscu",
+            "-v",
+            "-S",
+            "-aet",
+            "FINDSCU",
+            "-aec",
+            "ORTHANC",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            "PatientName=TEST",
+            "-k",
+            "StudyDescription=",
+            "127.0.0.1",
+            str(server.dicom_port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "PY-TEST" in output
@@ -299,9 +334,21 @@ def test_findscu_worklist_gets_matching_python_answers(
 ) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
     result = subprocess.run(
-        ["findscu", "-v", "-W", "-k", "ScheduledProcedureStepSequence[0].Modality=MR",
-         "-k", "PatientName=", "127.0.0.1", str(server.dicom_port)],
-        capture_output=True, text=True, timeout=60)
+        [
+            "findscu",
+            "-v",
+            "-W",
+            "-k",
+            "ScheduledProcedureStepSequence[0].Modality=MR",
+            "-k",
+            "PatientName=",
+            "127.0.0.1",
+            str(server.dicom_port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "WORKLIST^MR" in output
@@ -312,19 +359,44 @@ def test_findscu_worklist_gets_matching_python_answers(
 def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
     subprocess.run(
-        ["movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "ORTHANC", "-aem", "TARGET",
-         "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=1.2.3.4",
-         "127.0.0.1", str(server.dicom_port)],
-        capture_output=True, text=True, timeout=60)
+        [
+            "movescu",
+            "-v",
+            "-S",
+            "-aet",
+            "MOVESCU",
+            "-aec",
+            "ORTHANC",
+            "-aem",
+            "TARGET",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            "StudyInstanceUID=1.2.3.4",
+            "127.0.0.1",
+            str(server.dicom_port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = wait_for_log(server, "C-MOVE {")
     assert len(lines) == 1
     import json
 
     request = json.loads(lines[0].split("C-MOVE ", 1)[1])
     assert request == {
-        "AccessionNumber": "", "Level": "STUDY", "OriginatorAET": "MOVESCU", "OriginatorID":
-        request["OriginatorID"], "PatientID": "", "SOPInstanceUID": "", "SeriesInstanceUID": "",
-        "SourceAET": "ORTHANC", "StudyInstanceUID": "1.2.3.4", "TargetAET": "TARGET"}
+        "AccessionNumber": "",
+        "Level": "STUDY",
+        "OriginatorAET": "MOVESCU",
+        "OriginatorID": request["OriginatorID"],
+        "PatientID": "",
+        "SOPInstanceUID": "",
+        "SeriesInstanceUID": "",
+        "SourceAET": "ORTHANC",
+        "StudyInstanceUID": "1.2.3.4",
+        "TargetAET": "TARGET",
+    }
     assert isinstance(request["OriginatorID"], int)
 
 

@@ -79,8 +79,10 @@ def test_storage_area_in_two_interpreters_survives_a_restart(
 
     with ThreadPoolExecutor(4) as pool:
         http = [pool.submit(http_client, batches[0]), pool.submit(http_client, batches[1])]
-        dimse = [pool.submit(store_with_pynetdicom, server, [files[n] for n in batches[k]])
-                 for k in (2, 3)]
+        dimse = [
+            pool.submit(store_with_pynetdicom, server, [files[n] for n in batches[k]])
+            for k in (2, 3)
+        ]
         assert all(code == 200 for future in http for code in future.result())
         assert all(status == 0 for future in dimse for status in future.result())
 
@@ -168,10 +170,27 @@ def test_move_driver_steps_run_in_the_interpreter_that_created_it(
     server = orthanc(MOVE2, interpreters=interpreters, extra=SCP_CONFIG)
     for study in ("1.2.3", "4.5.6", "7.8.9"):
         result = subprocess.run(
-            ["movescu", "-v", "-S", "-aet", "MOVESCU", "-aec", "ORTHANC", "-aem", "TARGET",
-             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
-             "127.0.0.1", str(server.dicom_port)],
-            capture_output=True, text=True, timeout=60)
+            [
+                "movescu",
+                "-v",
+                "-S",
+                "-aet",
+                "MOVESCU",
+                "-aec",
+                "ORTHANC",
+                "-aem",
+                "TARGET",
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                f"StudyInstanceUID={study}",
+                "127.0.0.1",
+                str(server.dicom_port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert wait_for_log(server, f"free {study} ")
     log = server.log()

@@ -36,10 +36,13 @@ def test_storage_commitment_answers_come_from_python(
     # The server is its own remote modality (same AET, loopback, its DICOM port).
     server.config["DicomModalities"] = {"self": ["ORTHANC", "127.0.0.1", server.dicom_port]}
     server.start()
-    instances = [{"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "SOPInstanceUID": uid}
-                 for uid in ("1.2.3.1", "1.2.3.666")]
-    response = server.post("/modalities/self/storage-commitment",
-                           json={"DicomInstances": instances})
+    instances = [
+        {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "SOPInstanceUID": uid}
+        for uid in ("1.2.3.1", "1.2.3.666")
+    ]
+    response = server.post(
+        "/modalities/self/storage-commitment", json={"DicomInstances": instances}
+    )
     assert response.status_code == 200, response.text
     path = response.json()["Path"]
     deadline = time.monotonic() + 30
