@@ -1,0 +1,301 @@
+"""Hardening: saturation, hostile input, faults, restarts and leaks; every loop is
+bounded in count and time and talks only to 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import StartOrthanc
+from .dicom_files import make_dicom
+from .orthanc_server import OrthancServer, make_server
+from .test_callbacks import SCP_CONFIG, upload, wait_for_log
+from .test_rest import NESTED
+
+
+def test_nested_calls_at_saturation_do_not_deadlock(orthanc: StartOrthanc) -> None:
+    server = orthanc(NESTED, interpreters=2)
+
+    def call(_: int) -> int:
+        return requests.get(server.url + "/outer", timeout=60).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        codes = list(pool.map(call, range(600), timeout=300))
+    assert codes == [200] * 600
+
+
+ECHO = """
+import hashlib
+import json
+import orthanc
+
+def Echo(output, uri, **request):
+    body = request.get('body', b'')
+    answer = {
+        'uri': uri.encode('utf-8', 'surrogateescape').hex(),
+        'groups': [g.encode('utf-8', 'surrogateescape').hex() for g in request['groups']],
+        'headers': {k: v.encode('utf-8', 'surrogateescape').hex()
+                    for k, v in request['headers'].items()},
+        'get': request.get('get', {}),
+        'length': len(body),
+        'sha256': hashlib.sha256(body).hexdigest(),
+    }
+    output.AnswerBuffer(json.dumps(answer), 'application/json')
+
+orthanc.RegisterRestCallback('/echo(.*)', Echo)
+"""
+
+
+@pytest.fixture(scope="module")
+def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    server = make_server(tmp_path_factory.mktemp("echo"), ECHO, interpreters=2)
+    server.start()
+    try:
+        yield server
+    finally:
+        code = server.stop()
+        log = server.log()
+    assert code == 0, log
+    assert "Fatal Python error" not in log
+
+
+def raw_request(server: OrthancServer, request: bytes) -> bytes:
+    """Sends bytes as they are (no client-side encoding) and returns the raw answer."""
+    port = int(server.config["HttpPort"])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def answer_json(raw: bytes) -> dict[str, object]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return dict(json.loads(body))
+
+
+def test_invalid_utf8_in_uri_and_headers_reaches_python_losslessly(
+    echo_server: OrthancServer,
+) -> None:
+    raw = raw_request(
+        echo_server,
+        b"GET /echo/\xff\xfe-raw HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bytes: caf\xe9\xff\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    answer = answer_json(raw)
+    assert bytes.fromhex(str(answer["uri"])) == b"/echo/\xff\xfe-raw"
+    headers = answer["headers"]
+    assert isinstance(headers, dict)
+    assert bytes.fromhex(headers["x-bytes"]) == b"caf\xe9\xff"
+
+
+def test_percent_encoded_bytes_reach_python_decoded_and_lossless(
+    echo_server: OrthancServer,
+) -> None:
+    raw = raw_request(
+        echo_server, b"GET /echo/%ff%00x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    # Orthanc decodes %xx in the path; whatever it hands over reaches Python byte-exact
+    # (undecodable bytes as surrogates), and the server keeps serving.
+    assert raw.startswith(b"HTTP/1.1 ")
+    assert echo_server.get("/echo/ok").status_code == 200
+
+
+def test_long_path_and_odd_bodies(echo_server: OrthancServer) -> None:
+    long_path = "/echo/" + "a" * 4000
+    response = echo_server.get(long_path)
+    if response.status_code == 200:
+        assert bytes.fromhex(response.json()["uri"]) == long_path.encode()
+    bodies = [b"", bytes(range(256)) * 16, bytes(8 * 1024 * 1024)]
+    for body in bodies:
+        answer = echo_server.post("/echo/body", data=body).json()
+        assert answer["length"] == len(body)
+        assert answer["sha256"] == hashlib.sha256(body).hexdigest()
+    assert echo_server.get("/echo/still-alive").status_code == 200
+
+
+header_values = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40
+).map(str.strip)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(max_size=4096),
+    header=header_values,
+    args=st.dictionaries(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8),
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20),
+        max_size=4,
+    ),
+)
+def test_request_marshalling_property(
+    echo_server: OrthancServer, body: bytes, header: str, args: dict[str, str]
+) -> None:
+    posted = echo_server.post("/echo/p", data=body, headers={"X-Value": header}).json()
+    assert posted["length"] == len(body)
+    assert posted["sha256"] == hashlib.sha256(body).hexdigest()
+    assert bytes.fromhex(posted["headers"]["x-value"]).decode() == header
+    got = echo_server.get("/echo/g", params=args).json()
+    assert got["get"] == args
+
+
+FAULTS = """
+import orthanc
+
+kept = []
+
+def OnStored(dicom, instanceId):
+    kept.append(dicom)
+    raise RuntimeError('stored callback failed')
+
+def OnFind(answers, query, issuerAet, calledAet):
+    raise RuntimeError('find callback failed')
+
+def UseLater(output, uri, **request):
+    try:
+        kept[-1].GetInstanceSimplifiedJson()
+        output.AnswerBuffer('no error', 'text/plain')
+    except orthanc.OrthancException as error:
+        output.AnswerBuffer('raised: %s' % error.args[1], 'text/plain')
+
+orthanc.RegisterOnStoredInstanceCallback(OnStored)
+orthanc.RegisterFindCallback(OnFind)
+orthanc.RegisterRestCallback('/use-later', UseLater)
+"""
+
+
+def test_faults_in_callbacks_are_reported_and_the_server_keeps_serving(
+    orthanc: StartOrthanc,
+) -> None:
+    server = orthanc(FAULTS, extra=SCP_CONFIG)
+    upload(server, make_dicom("FAULTS"))
+    assert wait_for_log(server, "RuntimeError: stored callback failed")
+    # A DicomInstance kept after its callback returned raises instead of crashing.
+    assert server.get("/use-later").text == "raised: this object belongs to a callback that has returned"
+    result = subprocess.run(
+        ["findscu", "-v", "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=",
+         "127.0.0.1", str(server.dicom_port)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "Pending" not in result.stdout + result.stderr
+    assert "RuntimeError: find callback failed" in server.log()
+    assert server.get("/system").status_code == 200
+
+
+RESTARTS = """
+import threading
+import orthanc
+
+TIMER = None
+
+def Tick():
+    global TIMER
+    TIMER = threading.Timer(0.1, Tick)
+    TIMER.start()
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STARTED:
+        Tick()
+    elif changeType == orthanc.ChangeType.ORTHANC_STOPPED and TIMER is not None:
+        TIMER.cancel()
+
+def Hello(output, uri, **request):
+    output.AnswerBuffer('hello %d' % orthanc.GetInterpreterIndex(), 'text/plain')
+
+orthanc.RegisterOnChangeCallback(OnChange)
+orthanc.RegisterRestCallback('/hello', Hello)
+"""
+
+
+def test_fifty_start_stop_cycles_with_two_interpreters(orthanc: StartOrthanc) -> None:
+    server = orthanc(RESTARTS, interpreters=2)
+    for cycle in range(50):
+        assert server.get("/hello").text.startswith("hello "), f"cycle {cycle}"
+        assert server.stop() == 0, f"cycle {cycle}:\n{server.log()[-3000:]}"
+        if cycle < 49:
+            server.start()
+    log = server.log()
+    assert "Fatal Python error" not in log
+    assert "still run after" not in log
+    assert log.count("Orthanc has stopped") == 50
+
+
+def test_module_that_cannot_load_in_a_sub_interpreter_is_named(orthanc: StartOrthanc) -> None:
+    script = "import orthanc\nimport _testsinglephase\n"
+    server = orthanc(script, interpreters=2, wait=False)
+    assert server.wait_exit() != 0
+    log = server.log()
+    assert "the module _testsinglephase cannot be loaded in a sub-interpreter" in log
+    assert 'set "PythonInterpreters": 1 to run this script' in log
+    assert "Fatal Python error" not in log
+    single = orthanc(script + "print('loaded')\n", interpreters=1)
+    assert "loaded" in single.log()
+
+
+def rss(server: OrthancServer) -> int:
+    return int(psutil.Process(server.pid).memory_info().rss)
+
+
+def run_wrk(url: str, requests_wanted: int, time_limit: float = 120) -> int:
+    """Runs wrk on `url` until about `requests_wanted` requests were made; returns the count."""
+    done = 0
+    deadline = time.monotonic() + time_limit
+    while done < requests_wanted and time.monotonic() < deadline:
+        out = subprocess.run(["wrk", "-t1", "-c4", "-d2s", url], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        done += int(out.split(" requests in ")[0].split()[-1])
+    return done
+
+
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_memory_stays_flat_under_trivial_requests_and_large_posts(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    script = """
+import orthanc
+
+def Ok(output, uri, **request):
+    output.AnswerBuffer('ok', 'text/plain')
+
+def Size(output, uri, **request):
+    output.AnswerBuffer(str(len(request['body'])), 'text/plain')
+
+orthanc.RegisterRestCallback('/ok', Ok)
+orthanc.RegisterRestCallback('/size', Size)
+"""
+    server = orthanc(script, interpreters=interpreters, extra={"HttpVerbose": False})
+    server.verbose = False
+    url = server.url + "/ok"
+    run_wrk(url, 20_000)  # warm-up: caches, arenas, thread states
+    before = rss(server)
+    done = run_wrk(url, 100_000)
+    grown = rss(server) - before
+    assert done >= 100_000
+    assert grown < 4 * 1024 * 1024, f"RSS grew by {grown} bytes over {done} requests"
+
+    body = bytes(256 * 1024)
+    for _ in range(40):  # warm-up
+        assert server.post("/size", data=body).text == str(len(body))
+    before = rss(server)
+    for _ in range(400):
+        assert server.post("/size", data=body).text == str(len(body))
+    grown = rss(server) - before
+    assert grown < 16 * 1024 * 1024, f"RSS grew by {grown} bytes over 400 POSTs of 256 KiB"
