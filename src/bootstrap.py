@@ -117,7 +117,11 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, ImportError) and "subinterpreters" in str(current):
-            module = current.name or str(current)
+            import re
+
+            # "module numpy.core._multiarray_umath does not support loading in subinterpreters"
+            match = re.search(r"module (\S+) does not support", str(current))
+            module = match.group(1) if match else (current.name or str(current))
             return (
                 f"the module {module} cannot be loaded in a sub-interpreter "
                 f'(PythonInterpreters is {interpreters}): set "PythonInterpreters": 1 '

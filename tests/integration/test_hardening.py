@@ -91,31 +91,36 @@ def answer_json(raw: bytes) -> dict[str, object]:
     return dict(json.loads(body))
 
 
-def test_invalid_utf8_in_uri_and_headers_reaches_python_losslessly(
+def http_get(server: OrthancServer, target: bytes, headers: bytes = b"") -> bytes:
+    return raw_request(
+        server, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers
+        + b"Connection: close\r\n\r\n"
+    )
+
+
+def test_invalid_utf8_in_header_values_reaches_python_losslessly(
     echo_server: OrthancServer,
 ) -> None:
-    raw = raw_request(
-        echo_server,
-        b"GET /echo/\xff\xfe-raw HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bytes: caf\xe9\xff\r\n"
-        b"Connection: close\r\n\r\n",
-    )
-    answer = answer_json(raw)
-    assert bytes.fromhex(str(answer["uri"])) == b"/echo/\xff\xfe-raw"
+    answer = answer_json(http_get(echo_server, b"/echo/h", b"X-Bytes: caf\xe9\xff\r\n"))
     headers = answer["headers"]
     assert isinstance(headers, dict)
+    # Python sees str(..., "utf-8", "surrogateescape"): encoding back gives the bytes.
     assert bytes.fromhex(headers["x-bytes"]) == b"caf\xe9\xff"
 
 
-def test_percent_encoded_bytes_reach_python_decoded_and_lossless(
+def test_percent_encoded_bytes_in_the_uri_reach_python_decoded(
     echo_server: OrthancServer,
 ) -> None:
-    raw = raw_request(
-        echo_server, b"GET /echo/%ff%00x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    # Orthanc decodes %xx in the path; whatever it hands over reaches Python byte-exact
-    # (undecodable bytes as surrogates), and the server keeps serving.
-    assert raw.startswith(b"HTTP/1.1 ")
-    assert echo_server.get("/echo/ok").status_code == 200
+    answer = answer_json(http_get(echo_server, b"/echo/%ffx%C3%A9"))
+    assert bytes.fromhex(str(answer["uri"])) == b"/echo/\xffx\xc3\xa9"
+    # The SDK hands the URI over as a C string: it ends at a decoded NUL.
+    answer = answer_json(http_get(echo_server, b"/echo/%ff%00x"))
+    assert bytes.fromhex(str(answer["uri"])) == b"/echo/\xff"
+
+
+def test_raw_invalid_utf8_in_the_path_is_refused_by_orthanc(echo_server: OrthancServer) -> None:
+    assert http_get(echo_server, b"/echo/\xff\xfe-raw").startswith(b"HTTP/1.0 400")
+    assert echo_server.get("/echo/still-alive").status_code == 200
 
 
 def test_long_path_and_odd_bodies(echo_server: OrthancServer) -> None:
@@ -142,7 +147,9 @@ header_values = st.text(
     header=header_values,
     args=st.dictionaries(
         st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8),
-        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20),
+        # Unreserved characters only: Orthanc 1.10 passes %-escapes in GET values on as
+        # they are (it does not decode them), so only these round-trip unchanged.
+        st.text(alphabet="abcXYZ0123456789-._~", max_size=20),
         max_size=4,
     ),
 )
