@@ -22,6 +22,11 @@ void check_registration_open(const char* function) {
 
 void close_registration() { g_registration_open.store(false); }
 
+void reset_registrations() {
+    for (callback_list* list : all_lists()) list->reset();
+    g_registration_open.store(true);
+}
+
 callback_list::callback_list() { all_lists().push_back(this); }
 
 bool callback_list::add(py::object callable) {
@@ -38,6 +43,11 @@ size_t callback_list::pick() { return least_loaded(interpreters_, next_); }
 
 void callback_list::clear(size_t index) {
     if (index < callables_.size()) callables_[index].clear();
+}
+
+void callback_list::reset() {
+    callables_.clear();
+    interpreters_.clear();
 }
 
 void clear_all_callbacks(size_t index) {

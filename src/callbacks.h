@@ -23,6 +23,10 @@ namespace py = pybind11;
 void check_registration_open(const char* function);
 void close_registration();
 
+/// Forgets every registration of a previous run (Orthanc's /tools/reset
+/// initializes the plugin again in the same process) and opens registration.
+void reset_registrations();
+
 /// The callables of one family (one registration function), per interpreter, in
 /// registration order; several registrations are called in that order.
 ///
@@ -47,6 +51,8 @@ public:
     size_t pick();
     const std::vector<py::object>& of(size_t index) const { return callables_[index]; }
     void clear(size_t index);
+    /// Forgets the registrations (their callables must already be cleared).
+    void reset();
 
 private:
     std::vector<std::vector<py::object>> callables_;

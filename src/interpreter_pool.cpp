@@ -24,9 +24,15 @@ void delete_thread_state(PyThreadState* state) {
 std::mutex g_registry_mutex;
 std::unordered_set<PyThreadState*> g_registry;
 
+/// Incremented at each initialize(): Orthanc's /tools/reset finalizes and
+/// initializes the plugin again in the same process, and a thread's cached
+/// states from before belong to interpreters that no longer exist.
+std::atomic<unsigned long> g_generation{0};
+
 /// The thread states of one OS thread, by interpreter index.
 struct thread_cache {
     std::vector<PyThreadState*> states;
+    unsigned long generation = 0;
 
     // Runs at thread exit. Orthanc joins its threads before OrthancPluginFinalize,
     // so this normally deletes the states while their interpreters live; what
@@ -67,6 +73,7 @@ void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<void()>& prepare_main,
                                   const std::function<void(size_t)>& prepare) {
     size_ = options.interpreters < 1 ? 1 : options.interpreters;
+    g_generation.fetch_add(1);
     PyConfig config;
     // Isolated: Orthanc's environment (PYTHONPATH, PYTHONHOME...) is not meant for us,
     // and Python must not take over Orthanc's signal handlers.
@@ -205,6 +212,12 @@ size_t interpreter_pool::current_index() const {
 
 PyThreadState* interpreter_pool::thread_state_for(size_t index) {
     std::vector<PyThreadState*>& states = t_cache.states;
+    const unsigned long generation = g_generation.load();
+    if (t_cache.generation != generation) {
+        // Those were reaped by the previous finalize() (they left the registry).
+        states.clear();
+        t_cache.generation = generation;
+    }
     if (states.size() < size_) states.resize(size_, nullptr);
     PyThreadState*& state = states[index];
     if (state == nullptr) {

@@ -33,8 +33,12 @@ PYBIND11_MODULE(orthanc, m, py::multiple_interpreters::per_interpreter_gil()) {
 namespace opm {
 
 void register_orthanc_module() {
+    // The inittab outlives Py_FinalizeEx: after Orthanc's /tools/reset, the entry is there.
+    static bool registered = false;
+    if (registered) return;
     if (PyImport_AppendInittab("orthanc", PyInit_orthanc) != 0)
         throw std::runtime_error("cannot register the orthanc module");
+    registered = true;
 }
 
 }  // namespace opm

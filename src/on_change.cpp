@@ -36,7 +36,10 @@ public:
         ready_.notify_one();
     }
 
-    void start() { worker_ = std::thread([this] { run(); }); }
+    void start() {
+        stopping_ = false;
+        worker_ = std::thread([this] { run(); });
+    }
 
     void stop() {
         {

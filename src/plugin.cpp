@@ -225,6 +225,8 @@ int32_t initialize(OrthancPluginContext* context) {
 
     promote_libpython();
     register_orthanc_module();
+    reset_registrations();
+    reset_rest();
 
     const environment env = find_environment();
     pool_options options;

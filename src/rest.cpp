@@ -164,4 +164,9 @@ void finalize_rest(size_t index) {
     }
 }
 
+void reset_rest() {
+    for (size_t i = 0; i < g_route_count; ++i) g_routes[i].reset();
+    g_route_count = 0;
+}
+
 }  // namespace opm

@@ -10,4 +10,7 @@ namespace py = pybind11;
 /// Drops the route callables of interpreter `index`; its GIL held.
 void finalize_rest(size_t index);
 
+/// Forgets the routes of a previous run (after finalize_rest for every interpreter).
+void reset_rest();
+
 }  // namespace opm

@@ -10,7 +10,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psutil
 import pytest
@@ -93,8 +92,12 @@ def answer_json(raw: bytes) -> dict[str, object]:
 
 def http_get(server: OrthancServer, target: bytes, headers: bytes = b"") -> bytes:
     return raw_request(
-        server, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers
-        + b"Connection: close\r\n\r\n"
+        server,
+        b"GET "
+        + target
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + headers
+        + b"Connection: close\r\n\r\n",
     )
 
 
@@ -141,7 +144,9 @@ header_values = st.text(
 ).map(str.strip)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     body=st.binary(max_size=4096),
     header=header_values,
@@ -196,11 +201,25 @@ def test_faults_in_callbacks_are_reported_and_the_server_keeps_serving(
     upload(server, make_dicom("FAULTS"))
     assert wait_for_log(server, "RuntimeError: stored callback failed")
     # A DicomInstance kept after its callback returned raises instead of crashing.
-    assert server.get("/use-later").text == "raised: this object belongs to a callback that has returned"
+    assert (
+        server.get("/use-later").text
+        == "raised: this object belongs to a callback that has returned"
+    )
     result = subprocess.run(
-        ["findscu", "-v", "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=",
-         "127.0.0.1", str(server.dicom_port)],
-        capture_output=True, text=True, timeout=60,
+        [
+            "findscu",
+            "-v",
+            "-S",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            "PatientName=",
+            "127.0.0.1",
+            str(server.dicom_port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "Pending" not in result.stdout + result.stderr
     assert "RuntimeError: find callback failed" in server.log()
@@ -266,8 +285,13 @@ def run_wrk(url: str, requests_wanted: int, time_limit: float = 120) -> int:
     done = 0
     deadline = time.monotonic() + time_limit
     while done < requests_wanted and time.monotonic() < deadline:
-        out = subprocess.run(["wrk", "-t1", "-c4", "-d2s", url], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t1", "-c4", "-d2s", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         done += int(out.split(" requests in ")[0].split()[-1])
     return done
 
@@ -306,3 +330,37 @@ orthanc.RegisterRestCallback('/size', Size)
         assert server.post("/size", data=body).text == str(len(body))
     grown = rss(server) - before
     assert grown < 16 * 1024 * 1024, f"RSS grew by {grown} bytes over 400 POSTs of 256 KiB"
+
+
+RESET = (
+    RESTARTS
+    + """
+def Started(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STARTED:
+        orthanc.LogWarning('started event in %d' % orthanc.GetInterpreterIndex())
+
+orthanc.RegisterOnChangeCallback(Started)
+"""
+)
+
+
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_tools_reset_brings_the_plugin_back(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(RESET, interpreters=interpreters)
+    assert server.get("/hello").status_code == 200
+    assert server.post("/tools/reset", data=b"").status_code == 200
+    deadline = time.monotonic() + 60
+    answer = None
+    while time.monotonic() < deadline:
+        try:
+            answer = requests.get(server.url + "/hello", timeout=5)
+            if answer.status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    assert answer is not None and answer.text.startswith("hello ")
+    assert len(wait_for_log(server, "started event in 0")) >= 1
+    deadline = time.monotonic() + 30
+    while len(wait_for_log(server, "started event in 0")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(wait_for_log(server, "started event in 0")) == 2  # OnChange works again
