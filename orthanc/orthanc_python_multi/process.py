@@ -18,11 +18,17 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on 127.0.0.1 right now (all bound at once while
+    choosing, so the kernel cannot hand out the same one twice)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class OrthancProcess:
@@ -129,13 +135,14 @@ def make_orthanc(
     folder.mkdir(parents=True, exist_ok=True)
     script_file = folder / "plugin_script.py"
     script_file.write_text(script)
+    http_port, dicom_port = free_ports(2)
     config = build_config(
         plugin=plugin,
         script=script_file,
         storage=folder / "storage",
         interpreters=interpreters,
-        http_port=free_port(),
-        dicom_port=free_port(),
+        http_port=http_port,
+        dicom_port=dicom_port,
         name=folder.name,
         extra=extra,
     )

@@ -9,9 +9,9 @@ from typing import Any
 import requests
 
 from orthanc_python_multi import plugin_path
-from orthanc_python_multi.process import OrthancProcess, free_port, make_orthanc
+from orthanc_python_multi.process import OrthancProcess, make_orthanc
 
-__all__ = ["OrthancServer", "free_port", "make_server"]
+__all__ = ["OrthancServer", "make_server"]
 
 
 class OrthancServer(OrthancProcess):

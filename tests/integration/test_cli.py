@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .orthanc_server import free_port
+from orthanc_python_multi.process import free_ports
 
 COMMAND = [sys.executable, "-m", "orthanc_python_multi"]
 
@@ -33,7 +33,7 @@ def test_run_serves_the_script_and_stops_cleanly(tmp_path: Path, signum: int) ->
         "    output.AnswerBuffer('hello %d' % orthanc.GetInterpreterCount(), 'text/plain')\n"
         "orthanc.RegisterRestCallback('/hello', Hello)\n"
     )
-    port = free_port()
+    port, dicom_port = free_ports(2)
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen(
         [
@@ -45,7 +45,7 @@ def test_run_serves_the_script_and_stops_cleanly(tmp_path: Path, signum: int) ->
             "--http-port",
             str(port),
             "--dicom-port",
-            str(free_port()),
+            str(dicom_port),
             "--storage",
             str(tmp_path / "storage"),
         ],
