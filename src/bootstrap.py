@@ -6,6 +6,7 @@ side calls these functions with that interpreter's GIL held.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -46,10 +47,34 @@ class LogStream:
         return "utf-8"
 
 
+class OrthancLogHandler(logging.Handler):
+    """Sends `logging` records to the Orthanc log at the matching level."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+        except Exception:  # noqa: BLE001 - logging's own convention
+            self.handleError(record)
+            return
+        if record.levelno >= logging.ERROR:
+            orthanc.LogError(message)
+        elif record.levelno >= logging.WARNING:
+            orthanc.LogWarning(message)
+        else:
+            orthanc.LogInfo(message)
+
+
 def install_log_streams() -> None:
-    """print() goes to the Orthanc log as information, sys.stderr as errors."""
+    """print() goes to the Orthanc log as information, sys.stderr as errors, and the
+    root logger's records at their level (INFO and above; Orthanc shows INFO with
+    --verbose)."""
     sys.stdout = LogStream(orthanc.LogInfo)
     sys.stderr = LogStream(orthanc.LogError)
+    handler = OrthancLogHandler()
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def prepare_paths(site_dirs: list[str], script_dir: str) -> None:

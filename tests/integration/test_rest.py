@@ -350,8 +350,13 @@ def test_rest_output_methods(orthanc: StartOrthanc) -> None:
 
 
 LOGGING = """
+import logging
 import sys
 import orthanc
+
+logging.getLogger('myplugin').info('logging info')
+logging.getLogger('myplugin').warning('logging warning')
+logging.getLogger('myplugin').error('logging error')
 
 print('printed at import')
 sys.stderr.write('to stderr\\n')
@@ -373,6 +378,9 @@ def test_print_stderr_and_log_functions_reach_the_orthanc_log(orthanc: StartOrth
     assert level_of("warning line") == {"W"}
     assert level_of("to stderr") == {"E"}
     assert level_of("error line") == {"E"}
+    assert level_of("myplugin: logging info") == {"I"}
+    assert level_of("myplugin: logging warning") == {"W"}
+    assert level_of("myplugin: logging error") == {"E"}
     assert sum(line.endswith("warning line") for line in lines) == 2
 
 
