@@ -403,31 +403,6 @@ def bench_memory(
     return {"idle": idle, "growth": growth}
 
 
-def plot(results: list[Measurement], scenario: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(m.configuration for m in results if m.scenario == scenario):
-        points = [
-            (m.concurrency, m.requests_per_s)
-            for m in results
-            if m.scenario == scenario and m.configuration == name
-        ]
-        axes.plot(*zip(*points, strict=True), marker="o", label=name)
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("concurrent clients")
-    axes.set_ylabel("requests/s" if "storage" not in scenario else "instances/s")
-    axes.set_title(scenario)
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
 def memory_markdown(memory: dict[str, object]) -> str:
     lines = ["| interpreters | idle RSS MiB | start s | stop s |", "|---:|---:|---:|---:|"]
     for row in memory["idle"]:  # type: ignore[attr-defined]
@@ -525,9 +500,15 @@ def main() -> int:
     }
     (RESULTS / "results.json").write_text(json.dumps(report, indent=2))
     (RESULTS / "results.md").write_text(table + "\n")
-    for scenario in dict.fromkeys(m.scenario for m in results):
-        name = re.sub(r"[^a-z0-9]+", "-", scenario.lower()).strip("-")
-        plot(results, scenario, RESULTS / f"{name}.png")
+    plotter = os.environ.get("OPM_PLOT_PYTHON")
+    if plotter:
+        # matplotlib brings numpy and Pillow, which must stay out of the plugin's
+        # environment (they cannot load in sub-interpreters): plot from another one.
+        subprocess.run(
+            [plotter, str(Path(__file__).with_name("plot.py")), str(RESULTS / "results.json")],
+            check=True,
+            timeout=300,
+        )
     print(table)
     progress(f"done in {report['elapsed_s']} s; results in {RESULTS}")
     return 0

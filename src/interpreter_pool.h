@@ -23,6 +23,8 @@ struct pool_options {
 struct interpreter_stats {
     std::atomic<int> in_flight{0};        ///< calls dispatched here and not finished
     std::atomic<unsigned long> calls{0};  ///< calls dispatched here since start
+    std::atomic<unsigned long> errors{0};  ///< callbacks that raised
+    std::atomic<unsigned long long> busy_ns{0};  ///< time spent in calls, waiting included
 };
 
 /// Owns the CPython runtime of the process and the interpreters that run the script.
@@ -118,16 +120,24 @@ private:
 /// Counts a call as in flight on an interpreter (for least-loaded dispatch).
 class in_flight_scope {
 public:
-    explicit in_flight_scope(interpreter_stats& stats) : stats_(stats) {
+    explicit in_flight_scope(interpreter_stats& stats)
+        : stats_(stats), started_(std::chrono::steady_clock::now()) {
         stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
         stats_.calls.fetch_add(1, std::memory_order_relaxed);
     }
-    ~in_flight_scope() { stats_.in_flight.fetch_sub(1, std::memory_order_relaxed); }
+    ~in_flight_scope() {
+        const auto elapsed = std::chrono::steady_clock::now() - started_;
+        stats_.busy_ns.fetch_add(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count(),
+            std::memory_order_relaxed);
+        stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    }
     in_flight_scope(const in_flight_scope&) = delete;
     in_flight_scope& operator=(const in_flight_scope&) = delete;
 
 private:
     interpreter_stats& stats_;
+    std::chrono::steady_clock::time_point started_;
 };
 
 }  // namespace opm

@@ -101,7 +101,40 @@ OrthancPluginErrorCode job_reset(void* raw) {
     });
 }
 
+callback_list g_unserializers;
+
+/// A job of a previous run, saved by Orthanc: the first unserializer that
+/// returns a Job (from CreateJob) restores it.
+OrthancPluginJob* on_unserialize(const char* job_type, const char* serialized) {
+    const std::vector<size_t>& registered = g_unserializers.interpreters();
+    if (registered.empty()) return nullptr;
+    const size_t index = registered.front();
+    return call_in(index, "the jobs unserializer", static_cast<OrthancPluginJob*>(nullptr),
+                   [&]() -> OrthancPluginJob* {
+                       for (const py::object& callback : g_unserializers.of(index)) {
+                           py::object job = callback(decode_text(job_type),
+                                                     decode_text(serialized));
+                           if (!job.is_none())
+                               return job.cast<handle<OrthancPluginJob>&>().release();
+                       }
+                       return nullptr;
+                   });
+}
+
 }  // namespace
+
+void bind_register_jobs_unserializer(py::module_& m) {
+    m.def(
+        "RegisterJobsUnserializer",
+        [](py::function callback) {
+            check_registration_open("RegisterJobsUnserializer");
+            if (g_unserializers.add(std::move(callback)))
+                OrthancPluginRegisterJobsUnserializer(context(), on_unserialize);
+        },
+        py::arg("callback"),
+        "Registers callback(jobType, serialized) -> Job | None, which restores the jobs of a "
+        "previous run (from GetSerialized) with CreateJob; None: not one of ours.");
+}
 
 void bind_create_job(py::module_& m) {
     m.def(

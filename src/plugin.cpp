@@ -5,6 +5,7 @@
 #include "config.h"
 #include "errors.h"
 #include "interpreter_pool.h"
+#include "metrics.h"
 #include "module.h"
 #include "on_change.h"
 #include "rest.h"
@@ -246,6 +247,7 @@ int32_t initialize(OrthancPluginContext* context) {
         return -1;
     }
     close_registration();
+    register_metrics();
     start_on_change();
     g_active = true;
     log_warning("Python: " + g_config.script + " runs in " + std::to_string(pool.size()) +

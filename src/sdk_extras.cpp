@@ -138,3 +138,71 @@ void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls
 }
 
 }  // namespace opm
+
+namespace opm {
+
+namespace {
+
+/// Binary values (OB, OW, UN...) are written inline (the default of a NULL
+/// callback), so the Python API needs no binary callback.
+py::object encode_dicomweb(py::object dicom_arg, bool xml) {
+    byte_view dicom(dicom_arg);
+    char* text;
+    {
+        release_gil unlocked;
+        text = xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(),
+                                                     static_cast<uint32_t>(dicom.size()),
+                                                     nullptr, nullptr)
+                   : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(),
+                                                      static_cast<uint32_t>(dicom.size()),
+                                                      nullptr, nullptr);
+    }
+    if (text == nullptr)
+        raise_orthanc_exception(OrthancPluginErrorCode_BadFileFormat,
+                                "cannot encode this DICOM file as DICOMweb");
+    return owned_text(text);
+}
+
+py::object instance_dicomweb(handle<OrthancPluginDicomInstance>& self, bool xml) {
+    OrthancPluginDicomInstance* instance = self.get();
+    char* text;
+    {
+        release_gil unlocked;
+        text = xml ? OrthancPluginGetInstanceDicomWebXml(context(), instance, nullptr, nullptr)
+                   : OrthancPluginGetInstanceDicomWebJson(context(), instance, nullptr, nullptr);
+    }
+    if (text == nullptr)
+        raise_orthanc_exception(OrthancPluginErrorCode_BadFileFormat,
+                                "cannot encode this instance as DICOMweb");
+    return owned_text(text);
+}
+
+}  // namespace
+
+void bind_encode_dicomweb_json(py::module_& m) {
+    m.def(
+        "EncodeDicomWebJson", [](py::object dicom) { return encode_dicomweb(dicom, false); },
+        py::arg("dicom"), "The DICOMweb JSON of a DICOM file (binary values inline).");
+}
+
+void bind_encode_dicomweb_xml(py::module_& m) {
+    m.def(
+        "EncodeDicomWebXml", [](py::object dicom) { return encode_dicomweb(dicom, true); },
+        py::arg("dicom"), "The DICOMweb XML of a DICOM file (binary values inline).");
+}
+
+void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls) {
+    cls.def(
+        "GetInstanceDicomWebJson",
+        [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, false); },
+        "The DICOMweb JSON of the instance (binary values inline).");
+}
+
+void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls) {
+    cls.def(
+        "GetInstanceDicomWebXml",
+        [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, true); },
+        "The DICOMweb XML of the instance (binary values inline).");
+}
+
+}  // namespace opm

@@ -22,7 +22,7 @@ HEADER = Path("/usr/include/orthanc/OrthancCPlugin.h")
 SNAPSHOT = Path(__file__).parent / "snapshots" / "model.json"
 
 # Raise it when coverage grows; a drop fails the test.
-MINIMUM_WRAPPED = 148
+MINIMUM_WRAPPED = 158
 
 
 @pytest.fixture(scope="module")

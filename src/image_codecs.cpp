@@ -1,0 +1,85 @@
+// Python image decoders and transcoders.
+
+#include "callbacks.h"
+#include "orthanc_handwritten.h"
+
+#include <cstring>
+
+namespace opm {
+
+namespace {
+
+callback_list g_decoders;
+callback_list g_transcoders;
+
+/// The first decoder that returns an Image wins; None from all of them lets
+/// Orthanc decode the frame itself.
+OrthancPluginErrorCode on_decode_image(OrthancPluginImage** target, const void* dicom,
+                                       const uint32_t size, uint32_t frame) {
+    const size_t index = g_decoders.pick();
+    return call_in(index, "the image decoder callback", OrthancPluginErrorCode_Plugin, [&] {
+        py::bytes data(static_cast<const char*>(dicom), size);
+        for (const py::object& callback : g_decoders.of(index)) {
+            py::object image = callback(data, frame);
+            if (image.is_none()) continue;
+            *target = image.cast<handle<OrthancPluginImage>&>().release();  // Orthanc frees it
+            return OrthancPluginErrorCode_Success;
+        }
+        return OrthancPluginErrorCode_Plugin;  // not decoded here
+    });
+}
+
+/// The first transcoder that returns bytes wins; None from all of them lets
+/// Orthanc transcode the file itself.
+OrthancPluginErrorCode on_transcode(OrthancPluginMemoryBuffer* transcoded, const void* buffer,
+                                    uint64_t size, const char* const* syntaxes, uint32_t count,
+                                    uint8_t allow_new_sop_instance_uid) {
+    const size_t index = g_transcoders.pick();
+    return call_in(index, "the transcoder callback", OrthancPluginErrorCode_Plugin, [&] {
+        py::bytes data(static_cast<const char*>(buffer), size);
+        py::list allowed;
+        for (uint32_t i = 0; i < count; ++i) allowed.append(decode_text(syntaxes[i]));
+        for (const py::object& callback : g_transcoders.of(index)) {
+            py::object result = callback(data, allowed, allow_new_sop_instance_uid != 0);
+            if (result.is_none()) continue;
+            byte_view bytes(result);
+            if (OrthancPluginCreateMemoryBuffer(context(), transcoded,
+                                                static_cast<uint32_t>(bytes.size())) !=
+                OrthancPluginErrorCode_Success)
+                throw std::runtime_error("cannot allocate the transcoded file");
+            std::memcpy(transcoded->data, bytes.data(), bytes.size());
+            return OrthancPluginErrorCode_Success;
+        }
+        return OrthancPluginErrorCode_Plugin;  // not transcoded here
+    });
+}
+
+}  // namespace
+
+void bind_register_decode_image_callback(py::module_& m) {
+    m.def(
+        "RegisterDecodeImageCallback",
+        [](py::function callback) {
+            check_registration_open("RegisterDecodeImageCallback");
+            if (g_decoders.add(std::move(callback)))
+                check_sdk(OrthancPluginRegisterDecodeImageCallback(context(), on_decode_image));
+        },
+        py::arg("callback"),
+        "Registers callback(dicom: bytes, frameIndex: int) -> Image | None, tried before "
+        "Orthanc's own decoders (None: not decoded here).");
+}
+
+void bind_register_transcoder_callback(py::module_& m) {
+    m.def(
+        "RegisterTranscoderCallback",
+        [](py::function callback) {
+            check_registration_open("RegisterTranscoderCallback");
+            if (g_transcoders.add(std::move(callback)))
+                check_sdk(OrthancPluginRegisterTranscoderCallback(context(), on_transcode));
+        },
+        py::arg("callback"),
+        "Registers callback(dicom: bytes, allowedSyntaxes: list[str], "
+        "allowNewSopInstanceUid: bool) -> bytes | None (None: not transcoded here).");
+}
+
+}  // namespace opm
