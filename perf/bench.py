@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orthanc_python_multi import plugin_path
-from orthanc_python_multi.process import OrthancProcess, make_orthanc
+from orthanc_python_multi.process import OrthancProcess, make_orthanc, wrk_requests
 
 EXISTING_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -321,22 +321,6 @@ def rss_mib(server: OrthancProcess) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def wrk_count(url: str, wanted: int, time_limit: float = 120) -> int:
-    """Runs wrk until about `wanted` requests were made (bounded in time)."""
-    done = 0
-    deadline = time.monotonic() + time_limit
-    while done < wanted and time.monotonic() < deadline:
-        out = subprocess.run(
-            ["wrk", "-t1", "-c4", "-d2s", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        done += int(out.split(" requests in ")[0].split()[-1])
-    return done
-
-
 def bench_memory(
     configs: list[Configuration], counts: list[int], requests_wanted: int, work: Path
 ) -> dict[str, object]:
@@ -379,9 +363,9 @@ def bench_memory(
         server = start(config, TRIVIAL_SCRIPT, work / f"growth-{config.name}")
         try:
             url = server.url + "/bench/ok"
-            wrk_count(url, 20_000)
+            wrk_requests(url, 20_000)
             before = rss_mib(server)
-            done = wrk_count(url, requests_wanted)
+            done = wrk_requests(url, requests_wanted)
             after_requests = rss_mib(server)
             for _ in range(400):
                 request = urllib.request.Request(

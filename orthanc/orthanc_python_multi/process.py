@@ -147,3 +147,22 @@ def make_orthanc(
         extra=extra,
     )
     return OrthancProcess(folder, config, verbose=verbose)
+
+
+def wrk_requests(url: str, wanted: int, time_limit: float = 120.0) -> int:
+    """Loads `url` (loopback only) with wrk, in 2-second runs, until about `wanted`
+    requests were made or `time_limit` seconds passed; returns the count made."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("load is only ever sent to 127.0.0.1")
+    done = 0
+    deadline = time.monotonic() + time_limit
+    while done < wanted and time.monotonic() < deadline:
+        out = subprocess.run(
+            ["wrk", "-t1", "-c4", "-d2s", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        done += int(out.split(" requests in ")[0].split()[-1])
+    return done

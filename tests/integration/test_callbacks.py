@@ -27,6 +27,16 @@ def wait_for_log(server: OrthancServer, pattern: str, timeout: float = 30) -> li
         time.sleep(0.1)
 
 
+def dcmtk(tool: str, server: OrthancServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs a DCMTK client (findscu, movescu...) verbosely against the server's DICOM port."""
+    return subprocess.run(
+        [tool, "-v", *args, "127.0.0.1", str(server.dicom_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def upload(server: OrthancServer, dicom: bytes) -> dict[str, str]:
     response = server.post("/instances", data=dicom)
     assert response.status_code == 200, response.text
@@ -298,27 +308,20 @@ SCP_CONFIG = {
 @INTERPRETERS
 def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    result = subprocess.run(
-        [
-            "findscu",
-            "-v",
-            "-S",
-            "-aet",
-            "FINDSCU",
-            "-aec",
-            "ORTHANC",
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            "PatientName=TEST",
-            "-k",
-            "StudyDescription=",
-            "127.0.0.1",
-            str(server.dicom_port),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = dcmtk(
+        "findscu",
+        server,
+        "-S",
+        "-aet",
+        "FINDSCU",
+        "-aec",
+        "ORTHANC",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "PatientName=TEST",
+        "-k",
+        "StudyDescription=",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -333,21 +336,14 @@ def test_findscu_worklist_gets_matching_python_answers(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    result = subprocess.run(
-        [
-            "findscu",
-            "-v",
-            "-W",
-            "-k",
-            "ScheduledProcedureStepSequence[0].Modality=MR",
-            "-k",
-            "PatientName=",
-            "127.0.0.1",
-            str(server.dicom_port),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = dcmtk(
+        "findscu",
+        server,
+        "-W",
+        "-k",
+        "ScheduledProcedureStepSequence[0].Modality=MR",
+        "-k",
+        "PatientName=",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -358,27 +354,20 @@ def test_findscu_worklist_gets_matching_python_answers(
 @INTERPRETERS
 def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    subprocess.run(
-        [
-            "movescu",
-            "-v",
-            "-S",
-            "-aet",
-            "MOVESCU",
-            "-aec",
-            "ORTHANC",
-            "-aem",
-            "TARGET",
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            "StudyInstanceUID=1.2.3.4",
-            "127.0.0.1",
-            str(server.dicom_port),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    dcmtk(
+        "movescu",
+        server,
+        "-S",
+        "-aet",
+        "MOVESCU",
+        "-aec",
+        "ORTHANC",
+        "-aem",
+        "TARGET",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID=1.2.3.4",
     )
     lines = wait_for_log(server, "C-MOVE {")
     assert len(lines) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +16,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orthanc_python_multi.process import wrk_requests
+
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .orthanc_server import OrthancServer, make_server
-from .test_callbacks import SCP_CONFIG, upload, wait_for_log
+from .test_callbacks import SCP_CONFIG, dcmtk, upload, wait_for_log
 from .test_rest import NESTED
 
 
@@ -205,22 +206,7 @@ def test_faults_in_callbacks_are_reported_and_the_server_keeps_serving(
         server.get("/use-later").text
         == "raised: this object belongs to a callback that has returned"
     )
-    result = subprocess.run(
-        [
-            "findscu",
-            "-v",
-            "-S",
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            "PatientName=",
-            "127.0.0.1",
-            str(server.dicom_port),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = dcmtk("findscu", server, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=")
     assert "Pending" not in result.stdout + result.stderr
     assert "RuntimeError: find callback failed" in server.log()
     assert server.get("/system").status_code == 200
@@ -280,22 +266,6 @@ def rss(server: OrthancServer) -> int:
     return int(psutil.Process(server.pid).memory_info().rss)
 
 
-def run_wrk(url: str, requests_wanted: int, time_limit: float = 120) -> int:
-    """Runs wrk on `url` until about `requests_wanted` requests were made; returns the count."""
-    done = 0
-    deadline = time.monotonic() + time_limit
-    while done < requests_wanted and time.monotonic() < deadline:
-        out = subprocess.run(
-            ["wrk", "-t1", "-c4", "-d2s", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        done += int(out.split(" requests in ")[0].split()[-1])
-    return done
-
-
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_memory_stays_flat_under_trivial_requests_and_large_posts(
     orthanc: StartOrthanc, interpreters: int
@@ -315,9 +285,9 @@ orthanc.RegisterRestCallback('/size', Size)
     server = orthanc(script, interpreters=interpreters, extra={"HttpVerbose": False})
     server.verbose = False
     url = server.url + "/ok"
-    run_wrk(url, 20_000)  # warm-up: caches, arenas, thread states
+    wrk_requests(url, 20_000)  # warm-up: caches, arenas, thread states
     before = rss(server)
-    done = run_wrk(url, 100_000)
+    done = wrk_requests(url, 100_000)
     grown = rss(server) - before
     assert done >= 100_000
     assert grown < 4 * 1024 * 1024, f"RSS grew by {grown} bytes over {done} requests"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pynetdicom.sop_class import SecondaryCaptureImageStorage  # type: ignore[at
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .orthanc_server import OrthancServer
-from .test_callbacks import SCP_CONFIG, wait_for_log
+from .test_callbacks import SCP_CONFIG, dcmtk, wait_for_log
 
 STORAGE = """
 import os
@@ -169,27 +168,20 @@ def test_move_driver_steps_run_in_the_interpreter_that_created_it(
 ) -> None:
     server = orthanc(MOVE2, interpreters=interpreters, extra=SCP_CONFIG)
     for study in ("1.2.3", "4.5.6", "7.8.9"):
-        result = subprocess.run(
-            [
-                "movescu",
-                "-v",
-                "-S",
-                "-aet",
-                "MOVESCU",
-                "-aec",
-                "ORTHANC",
-                "-aem",
-                "TARGET",
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                f"StudyInstanceUID={study}",
-                "127.0.0.1",
-                str(server.dicom_port),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        result = dcmtk(
+            "movescu",
+            server,
+            "-S",
+            "-aet",
+            "MOVESCU",
+            "-aec",
+            "ORTHANC",
+            "-aem",
+            "TARGET",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            f"StudyInstanceUID={study}",
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert wait_for_log(server, f"free {study} ")
