@@ -19,6 +19,7 @@ struct plugin_config {
     std::string script;           ///< absolute path; empty: no script, plugin inactive
     bool verbose = false;         ///< PythonVerbose / Python.Verbose
     unsigned interpreters = 1;    ///< PythonInterpreters / Python.Interpreters ("auto": cores)
+    std::string virtual_env;      ///< PythonVirtualEnv / Python.VirtualEnv; empty: our own
     std::vector<std::string> other_python_plugins;  ///< libOrthancPython* files Orthanc loads too
 };
 

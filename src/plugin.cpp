@@ -61,7 +61,27 @@ struct environment {
     std::string executable;
 };
 
+/// The virtual environment named by PythonVirtualEnv: a venv of this Python version.
+environment configured_environment(const std::string& folder) {
+    const fs::path root(folder);
+    const std::string version = "python" + std::to_string(PY_MAJOR_VERSION) + "." +
+                                std::to_string(PY_MINOR_VERSION);
+    const fs::path site = root / "lib" / version / "site-packages";
+    std::error_code ec;
+    if (!fs::is_directory(site, ec))
+        throw config_error("PythonVirtualEnv: " + folder + " has no lib/" + version +
+                           "/site-packages (a virtual environment of Python " +
+                           std::to_string(PY_MAJOR_VERSION) + "." +
+                           std::to_string(PY_MINOR_VERSION) + " is needed)");
+    environment env;
+    env.site_dirs.push_back(site.string());
+    if (fs::exists(root / "bin" / "python3", ec)) env.executable = (root / "bin" / "python3").string();
+    return env;
+}
+
+/// The environment the plugin was installed into, unless PythonVirtualEnv names another.
 environment find_environment() {
+    if (!g_config.virtual_env.empty()) return configured_environment(g_config.virtual_env);
     environment env;
     const fs::path package = plugin_file().parent_path().parent_path();
     const fs::path site = package.parent_path();

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +154,26 @@ def test_stop_waits_for_threads_that_finish(orthanc: StartOrthanc, interpreters:
     for index in range(interpreters):
         assert f"worker {index} done" in log
     assert "still run after" not in log
+
+
+def test_python_virtual_env_option_points_to_another_environment(
+    orthanc: StartOrthanc, tmp_path: Path
+) -> None:
+    venv = tmp_path / "other-venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = venv / "lib" / version / "site-packages"
+    (site / "only_in_other_venv.py").write_text("VALUE = 'from the other venv'\n")
+    script = """
+    import orthanc
+    import only_in_other_venv
+    orthanc.LogWarning('%s in %d' % (only_in_other_venv.VALUE, orthanc.GetInterpreterIndex()))
+    """
+    server = orthanc(script, interpreters=2, extra={"PythonVirtualEnv": str(venv)})
+    log = server.log()
+    assert "from the other venv in 0" in log and "from the other venv in 1" in log
+    broken = orthanc(script, interpreters=2, extra={"PythonVirtualEnv": str(tmp_path)}, wait=False)
+    assert broken.wait_exit() != 0
+    assert f"has no lib/{version}/site-packages" in broken.log()
