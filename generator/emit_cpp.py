@@ -56,10 +56,20 @@ def _result(fn: Function) -> list[str]:
     returns = fn.returns
     if returns == "none":
         return ["return py::none();"]
-    if returns == "str":
-        return ["return owned_text(result_);"]
-    if returns == "static_str":
-        return ["return result_ ? py::object(decode_text(result_)) : py::object(py::none());"]
+    if returns in ("str", "static_str"):
+        lines = (
+            []
+            if fn.nullable
+            else [
+                "if (result_ == nullptr) raise_orthanc_exception("
+                f'OrthancPluginErrorCode_InternalError, "{fn.c_name} returned no text");'
+            ]
+        )
+        if returns == "str":
+            return lines + ["return owned_text(result_);"]
+        return lines + [
+            "return result_ ? py::object(decode_text(result_)) : py::object(py::none());"
+        ]
     if returns == "int":
         return ["return py::int_(result_);"]
     if returns == "float":

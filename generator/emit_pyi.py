@@ -17,8 +17,8 @@ _PARAM_TYPES = {
 }
 _RESULT_TYPES = {
     "none": "None",
-    "str": "str | None",
-    "static_str": "str | None",
+    "str": "str",
+    "static_str": "str",
     "int": "int",
     "float": "float",
     "enum": "int",
@@ -78,6 +78,8 @@ def _result(fn: Function) -> str:
         return types[0] if len(types) == 1 else f"tuple[{', '.join(types)}]"
     if fn.returns == "object":
         return fn.returns_target
+    if fn.nullable:
+        return _RESULT_TYPES[fn.returns] + " | None"
     return _RESULT_TYPES[fn.returns]
 
 

@@ -19,6 +19,7 @@ class Manifest:
     unsupported: dict[str, str] = field(default_factory=dict)  # C name -> reason
     class_docs: dict[str, str] = field(default_factory=dict)
     not_answering: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    nullable_results: frozenset[str] = frozenset()
 
     def covered(self) -> set[str]:
         return {name for entry in self.handwritten for name in entry.covers}
@@ -30,6 +31,9 @@ class Manifest:
         """Every name the manifest cites must exist in the header, once."""
         cited = [name for entry in self.handwritten for name in entry.covers]
         cited += list(self.unsupported)
+        unknown_nullable = sorted(self.nullable_results - sdk_functions)
+        if unknown_nullable:
+            raise ValueError(f"manifest cites functions the SDK header lacks: {unknown_nullable}")
         unknown = sorted(set(cited) - sdk_functions)
         if unknown:
             raise ValueError(f"manifest cites functions the SDK header lacks: {unknown}")
@@ -58,4 +62,5 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
         dict(data.get("unsupported", {})),
         dict(data.get("class_docs", {})),
         {cls: tuple(names) for cls, names in data.get("not_answering", {}).items()},
+        frozenset(data.get("nullable_results", {}).get("functions", [])),
     )

@@ -81,6 +81,7 @@ class Function:
     checks_error: bool
     c_args: tuple[str, ...]  # C argument expressions after the context, in order
     marks_answered: bool  # a RestOutput method that answers the request
+    nullable: bool  # a NULL text result means "none" (None), not an error
     doc: str
 
 
@@ -306,6 +307,7 @@ def _classify(fn: RawFunction, ctx: _Context) -> Function:
         outputs=tuple(outputs),
         checks_error=checks_error,
         c_args=tuple(c_args),
+        nullable=fn.name in ctx.manifest.nullable_results,
         marks_answered=bool(owner)
         and py_name(fn.name) not in ctx.manifest.not_answering.get(py_name(owner), ()),
         doc=summary(fn.comment),
