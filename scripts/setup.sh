@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(orthanc orthanc-dev orthanc-python libjsoncpp-dev dcmtk wrk g++ curl)
+debian_packages=(orthanc orthanc-dev orthanc-python orthanc-postgresql postgresql libjsoncpp-dev dcmtk wrk g++ curl)
 
 missing=()
 for package in "${debian_packages[@]}"; do
