@@ -88,9 +88,10 @@ class OrthancProcess:
                     f"Orthanc exited with {self.process.returncode} at start:\n{self.log()}"
                 )
             try:
-                with urllib.request.urlopen(self.url + "/system", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
+                with urllib.request.urlopen(self.url + "/system", timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers (401 when authentication is on): it is up
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.05)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,17 @@ def make_server(
     return OrthancServer(
         make_orthanc(folder, script, plugin=plugin, interpreters=interpreters, extra=extra)
     )
+
+
+@contextmanager
+def running(server: OrthancServer) -> Iterator[OrthancServer]:
+    """Starts `server`, yields it, then checks it stops with code 0 and no fatal error
+    (for module-scoped fixtures, which the per-test `orthanc` fixture does not cover)."""
+    server.start()
+    try:
+        yield server
+    finally:
+        code = server.stop()
+        log = server.log()
+    assert code == 0, log
+    assert "Fatal Python error" not in log

@@ -37,6 +37,25 @@ def dcmtk(tool: str, server: OrthancServer, *args: str) -> subprocess.CompletedP
     )
 
 
+def move_study(server: OrthancServer, study_uid: str) -> subprocess.CompletedProcess[str]:
+    """movescu: a study-level C-MOVE from MOVESCU to the (unknown) modality TARGET."""
+    return dcmtk(
+        "movescu",
+        server,
+        "-S",
+        "-aet",
+        "MOVESCU",
+        "-aec",
+        "ORTHANC",
+        "-aem",
+        "TARGET",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study_uid}",
+    )
+
+
 def upload(server: OrthancServer, dicom: bytes) -> dict[str, str]:
     response = server.post("/instances", data=dicom)
     assert response.status_code == 200, response.text
@@ -354,21 +373,7 @@ def test_findscu_worklist_gets_matching_python_answers(
 @INTERPRETERS
 def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    dcmtk(
-        "movescu",
-        server,
-        "-S",
-        "-aet",
-        "MOVESCU",
-        "-aec",
-        "ORTHANC",
-        "-aem",
-        "TARGET",
-        "-k",
-        "QueryRetrieveLevel=STUDY",
-        "-k",
-        "StudyInstanceUID=1.2.3.4",
-    )
+    move_study(server, "1.2.3.4")
     lines = wait_for_log(server, "C-MOVE {")
     assert len(lines) == 1
     import json

@@ -20,7 +20,7 @@ from orthanc_python_multi.process import wrk_requests
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .orthanc_server import OrthancServer, make_server
+from .orthanc_server import OrthancServer, make_server, running
 from .test_callbacks import SCP_CONFIG, dcmtk, upload, wait_for_log
 from .test_rest import NESTED
 
@@ -60,15 +60,8 @@ orthanc.RegisterRestCallback('/echo(.*)', Echo)
 
 @pytest.fixture(scope="module")
 def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
-    server = make_server(tmp_path_factory.mktemp("echo"), ECHO, interpreters=2)
-    server.start()
-    try:
+    with running(make_server(tmp_path_factory.mktemp("echo"), ECHO, interpreters=2)) as server:
         yield server
-    finally:
-        code = server.stop()
-        log = server.log()
-    assert code == 0, log
-    assert "Fatal Python error" not in log
 
 
 def raw_request(server: OrthancServer, request: bytes) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from .orthanc_server import OrthancServer, make_server
+from .orthanc_server import OrthancServer, make_server, running
 
 SCRIPT = r"""
 import inspect
@@ -104,30 +104,9 @@ def server(
     orthanc = make_server(
         tmp_path_factory.mktemp("sdk"), SCRIPT, interpreters=request.param, extra=extra
     )
-    orthanc.session.auth = ("alice", "secret")
-    orthanc.start(wait=False)
-    try:
-        orthanc_ready(orthanc)
-        yield orthanc
-    finally:
-        code = orthanc.stop()
-        log = orthanc.log()
-    assert code == 0, log
-    assert "Fatal Python error" not in log
-
-
-def orthanc_ready(orthanc: OrthancServer) -> None:
-    import time
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert orthanc.process is not None and orthanc.process.poll() is None, orthanc.log()
-        try:
-            if orthanc.get("/system", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError("Orthanc did not start:\n" + orthanc.log())
+    orthanc.session.auth = ("alice", "secret")  # /system answers 401 without it
+    with running(orthanc) as started:
+        yield started
 
 
 def call(server: OrthancServer, name: str) -> Any:

@@ -15,7 +15,7 @@ from pynetdicom.sop_class import SecondaryCaptureImageStorage  # type: ignore[at
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .orthanc_server import OrthancServer
-from .test_callbacks import SCP_CONFIG, dcmtk, wait_for_log
+from .test_callbacks import SCP_CONFIG, move_study, wait_for_log
 
 STORAGE = """
 import os
@@ -168,21 +168,7 @@ def test_move_driver_steps_run_in_the_interpreter_that_created_it(
 ) -> None:
     server = orthanc(MOVE2, interpreters=interpreters, extra=SCP_CONFIG)
     for study in ("1.2.3", "4.5.6", "7.8.9"):
-        result = dcmtk(
-            "movescu",
-            server,
-            "-S",
-            "-aet",
-            "MOVESCU",
-            "-aec",
-            "ORTHANC",
-            "-aem",
-            "TARGET",
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            f"StudyInstanceUID={study}",
-        )
+        result = move_study(server, study)
         assert result.returncode == 0, result.stdout + result.stderr
         assert wait_for_log(server, f"free {study} ")
     log = server.log()
