@@ -7,7 +7,7 @@ writes as sorted JSON, so an SDK upgrade shows up as a readable diff.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .manifest import Manifest
@@ -175,7 +175,6 @@ class _Context:
     enums: set[str]
     handles: set[str]
     manifest: Manifest
-    destructors: dict[str, str] = field(default_factory=dict)
 
 
 def _pointee_handle(c_type: str, handles: set[str]) -> str:

@@ -29,7 +29,8 @@ void reset_registrations() {
 
 callback_list::callback_list() { all_lists().push_back(this); }
 
-bool callback_list::add(py::object callable) {
+bool callback_list::add(const char* function, py::object callable) {
+    check_registration_open(function);
     interpreter_pool& pool = interpreter_pool::instance();
     const size_t index = pool.current_index();
     if (callables_.size() < pool.size()) callables_.resize(pool.size());

@@ -40,9 +40,10 @@ public:
     callback_list(const callback_list&) = delete;
     callback_list& operator=(const callback_list&) = delete;
 
-    /// Adds a callable of the current interpreter; returns true for the very
-    /// first registration of the family (register the C callback with Orthanc then).
-    bool add(py::object callable);
+    /// Adds a callable of the current interpreter, for the Python registration
+    /// function `function` (raises once the scripts have loaded); returns true for
+    /// the very first registration of the family: register the C callback then.
+    bool add(const char* function, py::object callable);
 
     bool empty() const { return interpreters_.empty(); }
     /// The interpreters that registered, in order of their first registration.
@@ -71,7 +72,7 @@ size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>
 /// `on_error` (into its Orthanc error code when Result is an error code); so
 /// does a C++ exception. Never throws.
 template <typename Result, typename Body>
-Result call_in(size_t index, const std::string& what, Result on_error, Body&& body) noexcept {
+Result call_in(size_t index, const char* what, Result on_error, Body&& body) noexcept {
     interpreter_pool& pool = interpreter_pool::instance();
     if (!pool.running()) return on_error;
     try {
@@ -80,15 +81,15 @@ Result call_in(size_t index, const std::string& what, Result on_error, Body&& bo
         try {
             return body();
         } catch (const py::error_already_set& error) {
-            const OrthancPluginErrorCode code = report_callback_error(what.c_str(), error);
+            const OrthancPluginErrorCode code = report_callback_error(what, error);
             if constexpr (std::is_same_v<Result, OrthancPluginErrorCode>) return code;
         } catch (const std::exception& error) {
-            log_error("Python: " + what + ": " + error.what());
+            log_error(std::string("Python: ") + what + ": " + error.what());
         }
     } catch (const std::exception& error) {
-        log_error("Python: internal error in " + what + ": " + error.what());
+        log_error(std::string("Python: internal error in ") + what + ": " + error.what());
     } catch (...) {
-        log_error("Python: unknown internal error in " + what);
+        log_error(std::string("Python: unknown internal error in ") + what);
     }
     return on_error;
 }

@@ -5,7 +5,6 @@
 #include <json/json.h>
 
 #include <filesystem>
-#include <memory>
 #include <sstream>
 #include <sched.h>
 

@@ -183,9 +183,8 @@ OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailur
                    });
 }
 
-void add_move(py::object callbacks) {
-    check_registration_open("RegisterMoveCallback");
-    if (g_move.add(std::move(callbacks)))
+void add_move(const char* function, py::object callbacks) {
+    if (g_move.add(function, std::move(callbacks)))
         check_sdk(OrthancPluginRegisterMoveCallback(context(), on_move, on_move_size,
                                                     on_move_apply, on_move_free));
 }
@@ -196,8 +195,7 @@ void bind_register_find_callback(py::module_& m) {
     m.def(
         "RegisterFindCallback",
         [](py::function callback) {
-            check_registration_open("RegisterFindCallback");
-            if (g_find.add(std::move(callback)))
+            if (g_find.add("RegisterFindCallback", std::move(callback)))
                 check_sdk(OrthancPluginRegisterFindCallback(context(), on_find));
         },
         py::arg("callback"), "Registers callback(answers, query, issuerAet=str, calledAet=str).");
@@ -207,8 +205,7 @@ void bind_register_worklist_callback(py::module_& m) {
     m.def(
         "RegisterWorklistCallback",
         [](py::function callback) {
-            check_registration_open("RegisterWorklistCallback");
-            if (g_worklist.add(std::move(callback)))
+            if (g_worklist.add("RegisterWorklistCallback", std::move(callback)))
                 check_sdk(OrthancPluginRegisterWorklistCallback(context(), on_worklist));
         },
         py::arg("callback"), "Registers callback(answers, query, issuerAet, calledAet).");
@@ -218,7 +215,7 @@ void bind_register_move_callback(py::module_& m) {
     m.def(
         "RegisterMoveCallback",
         [](py::function callback) {
-            add_move(py::make_tuple(callback, py::none(), py::none(), py::none()));
+            add_move("RegisterMoveCallback", py::make_tuple(callback, py::none(), py::none(), py::none()));
         },
         py::arg("callback"),
         "Registers callback(**request) for C-MOVE requests, with the keyword arguments Level, "
@@ -231,7 +228,8 @@ void bind_register_move_callback2(py::module_& m) {
         "RegisterMoveCallback2",
         [](py::function create, py::function get_move_size, py::function apply_move,
            py::function free_move) {
-            add_move(py::make_tuple(create, get_move_size, apply_move, free_move));
+            add_move("RegisterMoveCallback2",
+                     py::make_tuple(create, get_move_size, apply_move, free_move));
         },
         py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
         "Registers a C-MOVE driver: create(**request) -> driver, getMoveSize(driver) -> int, "
@@ -243,8 +241,7 @@ void bind_register_storage_commitment_scp_callback(py::module_& m) {
     m.def(
         "RegisterStorageCommitmentScpCallback",
         [](py::function factory, py::function lookup) {
-            check_registration_open("RegisterStorageCommitmentScpCallback");
-            if (g_commitment.add(py::make_tuple(factory, lookup)))
+            if (g_commitment.add("RegisterStorageCommitmentScpCallback", py::make_tuple(factory, lookup)))
                 check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback(
                     context(), on_commitment_factory, on_commitment_destructor,
                     on_commitment_lookup));

@@ -60,8 +60,7 @@ void bind_register_decode_image_callback(py::module_& m) {
     m.def(
         "RegisterDecodeImageCallback",
         [](py::function callback) {
-            check_registration_open("RegisterDecodeImageCallback");
-            if (g_decoders.add(std::move(callback)))
+            if (g_decoders.add("RegisterDecodeImageCallback", std::move(callback)))
                 check_sdk(OrthancPluginRegisterDecodeImageCallback(context(), on_decode_image));
         },
         py::arg("callback"),
@@ -73,8 +72,7 @@ void bind_register_transcoder_callback(py::module_& m) {
     m.def(
         "RegisterTranscoderCallback",
         [](py::function callback) {
-            check_registration_open("RegisterTranscoderCallback");
-            if (g_transcoders.add(std::move(callback)))
+            if (g_transcoders.add("RegisterTranscoderCallback", std::move(callback)))
                 check_sdk(OrthancPluginRegisterTranscoderCallback(context(), on_transcode));
         },
         py::arg("callback"),

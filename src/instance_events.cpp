@@ -134,25 +134,14 @@ int32_t on_http_request(OrthancPluginHttpMethod method, const char* uri, const c
     });
 }
 
-template <typename Register>
-void add_registration(callback_list& list, py::function callback, const char* function,
-                      Register register_with_orthanc) {
-    check_registration_open(function);
-    if (list.add(std::move(callback))) check_sdk(register_with_orthanc());
-}
-
 }  // namespace
 
 void bind_register_on_stored_instance_callback(py::module_& m) {
     m.def(
         "RegisterOnStoredInstanceCallback",
         [](py::function callback) {
-            add_registration(g_stored, std::move(callback), "RegisterOnStoredInstanceCallback",
-                             [] {
-                                 OrthancPluginRegisterOnStoredInstanceCallback(context(),
-                                                                               on_stored_instance);
-                                 return OrthancPluginErrorCode_Success;
-                             });
+            if (g_stored.add("RegisterOnStoredInstanceCallback", std::move(callback)))
+                OrthancPluginRegisterOnStoredInstanceCallback(context(), on_stored_instance);
         },
         py::arg("callback"), "Registers callback(dicomInstance, instanceId).");
 }
@@ -161,11 +150,8 @@ void bind_register_received_instance_callback(py::module_& m) {
     m.def(
         "RegisterReceivedInstanceCallback",
         [](py::function callback) {
-            add_registration(g_received, std::move(callback), "RegisterReceivedInstanceCallback",
-                             [] {
-                                 return OrthancPluginRegisterReceivedInstanceCallback(
-                                     context(), on_received_instance);
-                             });
+            if (g_received.add("RegisterReceivedInstanceCallback", std::move(callback)))
+                check_sdk(OrthancPluginRegisterReceivedInstanceCallback(context(), on_received_instance));
         },
         py::arg("callback"),
         "Registers callback(dicom: bytes, origin: int) -> (ReceivedInstanceAction, bytes | None).");
@@ -175,11 +161,8 @@ void bind_register_incoming_cstore_instance_filter(py::module_& m) {
     m.def(
         "RegisterIncomingCStoreInstanceFilter",
         [](py::function callback) {
-            add_registration(g_cstore_filter, std::move(callback),
-                             "RegisterIncomingCStoreInstanceFilter", [] {
-                                 return OrthancPluginRegisterIncomingCStoreInstanceFilter(
-                                     context(), on_cstore_instance);
-                             });
+            if (g_cstore_filter.add("RegisterIncomingCStoreInstanceFilter", std::move(callback)))
+                check_sdk(OrthancPluginRegisterIncomingCStoreInstanceFilter(context(), on_cstore_instance));
         },
         py::arg("callback"),
         "Registers callback(dicomInstance) -> int: 0 stores the instance, any other value "
@@ -190,11 +173,8 @@ void bind_register_incoming_http_request_filter(py::module_& m) {
     m.def(
         "RegisterIncomingHttpRequestFilter",
         [](py::function callback) {
-            add_registration(g_http_filter, std::move(callback),
-                             "RegisterIncomingHttpRequestFilter", [] {
-                                 return OrthancPluginRegisterIncomingHttpRequestFilter2(
-                                     context(), on_http_request);
-                             });
+            if (g_http_filter.add("RegisterIncomingHttpRequestFilter", std::move(callback)))
+                check_sdk(OrthancPluginRegisterIncomingHttpRequestFilter2(context(), on_http_request));
         },
         py::arg("callback"),
         "Registers callback(uri, method=int, ip=str, headers=dict, get=dict) -> bool; "
@@ -205,11 +185,8 @@ void bind_register_incoming_dicom_instance_filter(py::module_& m) {
     m.def(
         "RegisterIncomingDicomInstanceFilter",
         [](py::function callback) {
-            add_registration(g_dicom_filter, std::move(callback),
-                             "RegisterIncomingDicomInstanceFilter", [] {
-                                 return OrthancPluginRegisterIncomingDicomInstanceFilter(
-                                     context(), on_dicom_instance);
-                             });
+            if (g_dicom_filter.add("RegisterIncomingDicomInstanceFilter", std::move(callback)))
+                check_sdk(OrthancPluginRegisterIncomingDicomInstanceFilter(context(), on_dicom_instance));
         },
         py::arg("callback"),
         "Registers callback(dicomInstance) -> bool, for instances received by any means: "

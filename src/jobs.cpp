@@ -127,8 +127,7 @@ void bind_register_jobs_unserializer(py::module_& m) {
     m.def(
         "RegisterJobsUnserializer",
         [](py::function callback) {
-            check_registration_open("RegisterJobsUnserializer");
-            if (g_unserializers.add(std::move(callback)))
+            if (g_unserializers.add("RegisterJobsUnserializer", std::move(callback)))
                 OrthancPluginRegisterJobsUnserializer(context(), on_unserialize);
         },
         py::arg("callback"),

@@ -88,8 +88,8 @@ void bind_register_refresh_metrics_callback(py::module_& m) {
     m.def(
         "RegisterRefreshMetricsCallback",
         [](py::function callback) {
-            check_registration_open("RegisterRefreshMetricsCallback");
-            g_python_refresh.add(std::move(callback));  // called by on_refresh_metrics
+            // Called by on_refresh_metrics, registered with Orthanc by register_metrics().
+            g_python_refresh.add("RegisterRefreshMetricsCallback", std::move(callback));
         },
         py::arg("callback"),
         "Registers callback(), called in the first interpreter that registered one when "

@@ -114,8 +114,7 @@ void bind_register_on_change_callback(py::module_& m) {
     m.def(
         "RegisterOnChangeCallback",
         [](py::function callback) {
-            check_registration_open("RegisterOnChangeCallback");
-            if (g_callbacks.add(std::move(callback)))
+            if (g_callbacks.add("RegisterOnChangeCallback", std::move(callback)))
                 OrthancPluginRegisterOnChangeCallback(context(), on_change);
         },
         py::arg("callback"),

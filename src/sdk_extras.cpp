@@ -137,9 +137,6 @@ void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls
         py::arg("index"), "The element of the index-th tag of the query.");
 }
 
-}  // namespace opm
-
-namespace opm {
 
 namespace {
 

@@ -88,10 +88,9 @@ void bind_register_storage_area(py::module_& m) {
     m.def(
         "RegisterStorageArea",
         [](py::function create, py::function read, py::function remove, py::object read_range) {
-            check_registration_open("RegisterStorageArea");
             if (!read_range.is_none() && !PyCallable_Check(read_range.ptr()))
                 throw py::type_error("readRange must be callable or None");
-            if (g_storage.add(py::make_tuple(create, read, remove, read_range)))
+            if (g_storage.add("RegisterStorageArea", py::make_tuple(create, read, remove, read_range)))
                 OrthancPluginRegisterStorageArea2(context(), storage_create, storage_read_whole,
                                                   storage_read_range, storage_remove);
         },
