@@ -5,12 +5,25 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .model import Handwritten
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "manifest.toml"
+
+Version = tuple[int, ...]
+
+
+def parse_version(text: str) -> Version:
+    """'1.12.8' -> (1, 12, 8)."""
+    return tuple(int(part) for part in text.split("."))
+
+
+@dataclass(frozen=True)
+class Handwritten:
+    py_name: str
+    owner: str
+    covers: tuple[str, ...]
+    binder: str
+    signature: str
+    doc: str
 
 
 @dataclass
@@ -20,6 +33,9 @@ class Manifest:
     class_docs: dict[str, str] = field(default_factory=dict)
     not_answering: dict[str, tuple[str, ...]] = field(default_factory=dict)
     nullable_results: frozenset[str] = frozenset()
+    # C name -> first SDK version that has it, for the functions the manifest
+    # cites that are newer than the oldest supported header (1.10.1).
+    since_sdk: dict[str, str] = field(default_factory=dict)
 
     def covered(self) -> set[str]:
         return {name for entry in self.handwritten for name in entry.covers}
@@ -27,24 +43,60 @@ class Manifest:
     def class_doc(self, name: str) -> str:
         return self.class_docs.get(name, "")
 
-    def check_against(self, sdk_functions: set[str]) -> None:
-        """Every name the manifest cites must exist in the header, once."""
+    def in_header(self, c_name: str, header_version: Version) -> bool:
+        """Whether a header of `header_version` has `c_name`, as far as the manifest says."""
+        since = self.since_sdk.get(c_name)
+        return since is None or parse_version(since) <= header_version
+
+    def check_against(self, sdk_functions: set[str], header_version: Version) -> None:
+        """Every name the manifest cites must exist, once, in a header of its version.
+
+        A name newer than the header (by `since_sdk`) must be absent from it; any
+        other name must be present.
+        """
         cited = [name for entry in self.handwritten for name in entry.covers]
         cited += list(self.unsupported)
-        unknown_nullable = sorted(self.nullable_results - sdk_functions)
-        if unknown_nullable:
-            raise ValueError(f"manifest cites functions the SDK header lacks: {unknown_nullable}")
-        unknown = sorted(set(cited) - sdk_functions)
-        if unknown:
-            raise ValueError(f"manifest cites functions the SDK header lacks: {unknown}")
+        cited_set = set(cited) | self.nullable_results
+        undated = sorted(n for n in cited_set - sdk_functions if n not in self.since_sdk)
+        if undated:
+            raise ValueError(f"manifest cites functions the SDK header lacks: {undated}")
+        missing = sorted(n for n in cited_set - sdk_functions if self.in_header(n, header_version))
+        if missing:
+            version = ".".join(map(str, header_version))
+            raise ValueError(
+                f"manifest [since_sdk] says SDK {version} has these, but its header lacks them: "
+                f"{missing}"
+            )
+        early = sorted(
+            n for n in cited_set & sdk_functions if not self.in_header(n, header_version)
+        )
+        if early:
+            raise ValueError(f"manifest [since_sdk] dates these later than the header: {early}")
         twice = sorted({name for name in cited if cited.count(name) > 1})
         if twice:
             raise ValueError(f"manifest cites these functions more than once: {twice}")
 
+    def for_header(self, header_version: Version) -> Manifest:
+        """The entries that apply to a header of `header_version`.
+
+        A hand-written binding applies when every function it covers is in that
+        header; an unsupported entry when its function is.
+        """
+        return Manifest(
+            [
+                entry
+                for entry in self.handwritten
+                if all(self.in_header(name, header_version) for name in entry.covers)
+            ],
+            {n: r for n, r in self.unsupported.items() if self.in_header(n, header_version)},
+            self.class_docs,
+            self.not_answering,
+            frozenset(n for n in self.nullable_results if self.in_header(n, header_version)),
+            self.since_sdk,
+        )
+
 
 def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
-    from .model import Handwritten
-
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     handwritten = [
         Handwritten(
@@ -63,4 +115,5 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
         dict(data.get("class_docs", {})),
         {cls: tuple(names) for cls, names in data.get("not_answering", {}).items()},
         frozenset(data.get("nullable_results", {}).get("functions", [])),
+        dict(data.get("since_sdk", {})),
     )

@@ -10,8 +10,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .manifest import Manifest
-from .parse import RawFunction, RawHeader, RawParam
+from .manifest import Handwritten, Manifest
+from .raw import RawFunction, RawHeader, RawParam
 
 PREFIX = "OrthancPlugin"
 CONTEXT = "OrthancPluginContext *"
@@ -83,6 +83,7 @@ class Function:
     marks_answered: bool  # a RestOutput method that answers the request
     nullable: bool  # a NULL text result means "none" (None), not an error
     doc: str
+    since_sdk: str  # first SDK version, where the header says (1.12.9+ headers); else ""
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,6 @@ class HandleClass:
     py_name: str
     c_name: str
     destructor: str  # SDK function freeing an owned instance, "" if none
-    doc: str
-
-
-@dataclass(frozen=True)
-class Handwritten:
-    py_name: str
-    owner: str
-    covers: tuple[str, ...]
-    binder: str
-    signature: str
     doc: str
 
 
@@ -310,6 +301,7 @@ def _classify(fn: RawFunction, ctx: _Context) -> Function:
         marks_answered=bool(owner)
         and py_name(fn.name) not in ctx.manifest.not_answering.get(py_name(owner), ()),
         doc=summary(fn.comment),
+        since_sdk=fn.since_sdk,
     )
 
 
@@ -317,7 +309,8 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
     """Applies the rules to every SDK function of `header`; see the module docstring."""
     sdk = [f for f in header.functions if f.params and f.params[0].type == CONTEXT]
     names = {f.name for f in sdk}
-    manifest.check_against(names)
+    manifest.check_against(names, header.version)
+    manifest = manifest.for_header(header.version)
 
     handles = set(header.opaque_types)
     ctx = _Context(enums={e.name for e in header.enums}, handles=handles, manifest=manifest)
@@ -342,6 +335,7 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
     covered = manifest.covered()
     functions: list[Function] = []
     unwrapped: list[Unwrapped] = []
+    failures: list[str] = []
     for fn in sdk:
         if fn.name in covered:
             continue
@@ -353,10 +347,13 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
         try:
             functions.append(_classify(fn, ctx))
         except UnsupportedError as error:
-            raise UnsupportedError(
-                f"{fn.name} (line {fn.line}): {error}; wrap it by hand or list it under "
-                "[unsupported] in generator/manifest.toml with a reason"
-            ) from None
+            failures.append(f"{fn.name} (line {fn.line}): {error}")
+    if failures:
+        # All at once: an SDK upgrade usually brings several.
+        raise UnsupportedError(
+            "the rules cannot wrap these SDK functions; wrap them by hand or list them under "
+            "[unsupported] in generator/manifest.toml with a reason:\n  " + "\n  ".join(failures)
+        )
 
     classes = tuple(
         sorted(

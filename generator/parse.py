@@ -8,42 +8,11 @@ loudly instead of being silently dropped.
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from clang import cindex
 
-
-@dataclass(frozen=True)
-class RawParam:
-    name: str
-    type: str  # C spelling, e.g. "const char *"
-
-
-@dataclass(frozen=True)
-class RawFunction:
-    name: str
-    result: str
-    params: tuple[RawParam, ...]
-    comment: str
-    line: int
-
-
-@dataclass(frozen=True)
-class RawEnum:
-    name: str
-    constants: tuple[tuple[str, int, str], ...]  # (C name, value, comment)
-    comment: str
-
-
-@dataclass(frozen=True)
-class RawHeader:
-    functions: tuple[RawFunction, ...]
-    enums: tuple[RawEnum, ...]
-    opaque_types: tuple[str, ...]  # typedefs of incomplete structs: handle types
-    callback_types: tuple[str, ...]  # typedefs of function pointers
-    struct_types: tuple[str, ...]  # typedefs of complete structs
-    version: tuple[int, int, int]  # ORTHANC_PLUGINS_MINIMAL_*_NUMBER
+from .raw import RawEnum, RawFunction, RawHeader, RawParam
 
 
 def compiler_include_dir() -> str:
@@ -74,6 +43,22 @@ def _clean_comment(raw: str | None) -> str:
             line = line[:-2]
         lines.append(line.strip())
     return "\n".join(lines).strip()
+
+
+_SINCE_SDK = "ORTHANC_PLUGIN_SINCE_SDK "
+
+
+def _since_sdk(cursor: cindex.Cursor) -> str:
+    """The version of ORTHANC_PLUGIN_SINCE_SDK("x.y.z") on a declaration, "" if none.
+
+    Newer headers define the macro as a clang `annotate` attribute when parsed by
+    clang; older headers have no such macro and no per-function version.
+    """
+    for child in cursor.get_children():
+        text: str = child.spelling
+        if child.kind == cindex.CursorKind.ANNOTATE_ATTR and text.startswith(_SINCE_SDK):
+            return text[len(_SINCE_SDK) :].strip()
+    return ""
 
 
 _IGNORED_KINDS = {cindex.CursorKind.STRUCT_DECL}  # described through their typedefs
@@ -126,6 +111,7 @@ def parse_header(path: Path, extra_args: tuple[str, ...] = ()) -> RawHeader:
                     ),
                     comment=_clean_comment(cursor.raw_comment),
                     line=cursor.location.line,
+                    since_sdk=_since_sdk(cursor),
                 )
             )
         elif kind == cindex.CursorKind.TYPEDEF_DECL:

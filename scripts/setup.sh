@@ -41,6 +41,8 @@ find_python() {
   for prefix in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[3-9]* 2>/dev/null | sort -rV); do
     candidates+=("$prefix/bin/python3")
   done
+  # Debian 13 and later: the system's python3 (3.13, 3.14) has a shared libpython.
+  command -v python3 >/dev/null 2>&1 && candidates+=("$(command -v python3)")
   for candidate in "${candidates[@]}"; do
     if [ -x "$candidate" ] && shared_python_ok "$candidate"; then
       echo "$candidate"

@@ -1,8 +1,36 @@
 #!/usr/bin/env bash
-# Sets up everything (scripts/setup.sh), then runs the test suite. Extra
-# arguments go to pytest.
+# The whole test suite in the two environments users run, one after the other:
+#   debian12  this machine: Orthanc 1.10.1, a CPython 3.13 (pyenv), the existing plugin 4.0
+#   forky     a Debian forky root (scripts/forky-root.sh): Orthanc 1.13.0, Debian's
+#             CPython 3.14, the existing plugin 7.1
+# Each sets itself up first (Debian packages, .venv, the plugin built into it). The
+# generator tests also parse the SDK headers of Debian 13 (1.12.7) and of the other
+# environment. Extra arguments go to pytest in both.
+#
+#   OPM_ENVIRONMENTS=debian12 scripts/test.sh -x    one environment only
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-bash scripts/lint.sh
-exec .venv/bin/python -m pytest "$@"
+environments=${OPM_ENVIRONMENTS:-debian12 forky}
+
+headers=$(bash scripts/trixie-sdk.sh)
+if [[ " $environments " == *" forky "* ]]; then
+  headers="$headers:$(bash scripts/forky-root.sh)/usr/include"
+fi
+
+failed=()
+for environment in $environments; do
+  echo "=== tests in $environment"
+  started=$(date +%s)
+  case $environment in
+    debian12) OPM_SDK_HEADERS=$headers bash scripts/test-here.sh "$@" || failed+=("$environment") ;;
+    forky)
+      OPM_SDK_HEADERS="/usr/include:$(bash scripts/trixie-sdk.sh)" \
+        bash scripts/in-forky.sh bash scripts/test-here.sh "$@" || failed+=("$environment") ;;
+    *) echo "test: unknown environment $environment" >&2; exit 2 ;;
+  esac
+  echo "=== $environment: $(($(date +%s) - started)) s"
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test: failed in ${failed[*]}" >&2
+  exit 1
+fi

@@ -90,10 +90,13 @@ def prepare_paths(site_dirs: list[str], script_dir: str) -> None:
 def warm_up(script: str) -> None:
     """Imports, in the main interpreter, the standard modules the script imports.
 
-    gh-136421: on 3.13.0 a standard extension module first imported in a
+    gh-136421: on 3.13 a standard extension module first imported in a
     sub-interpreter (datetime, via _strptime...) can corrupt its state; imported
-    in the main interpreter first, it is safe.
+    in the main interpreter first, it is safe. CPython 3.14 initializes those
+    types at interpreter start-up (gh-136583): nothing to do there.
     """
+    if sys.version_info >= (3, 14):
+        return
     import ast
     import importlib
 

@@ -37,6 +37,14 @@ namespace {
 constexpr const char* plugin_name = "python";
 constexpr double thread_stop_timeout_s = 10.0;
 
+void set_description(const char* text) {
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 4)
+    OrthancPluginSetDescription2(context(), plugin_name, text);  // the other is deprecated
+#else
+    OrthancPluginSetDescription(context(), text);
+#endif
+}
+
 /// The script failed to load; the message holds the traceback and what to do.
 class script_error : public std::runtime_error {
 public:
@@ -215,15 +223,19 @@ void stop_python() {
 
 int32_t initialize(OrthancPluginContext* context) {
     set_context(context);
+    const std::string sdk = std::to_string(ORTHANC_PLUGINS_MINIMAL_MAJOR_NUMBER) + "." +
+                            std::to_string(ORTHANC_PLUGINS_MINIMAL_MINOR_NUMBER) + "." +
+                            std::to_string(ORTHANC_PLUGINS_MINIMAL_REVISION_NUMBER);
     if (OrthancPluginCheckVersion(context) == 0) {
-        log_error("Python: this Orthanc is older than the plugin SDK it was built with (" +
-                  std::to_string(ORTHANC_PLUGINS_MINIMAL_MAJOR_NUMBER) + "." +
-                  std::to_string(ORTHANC_PLUGINS_MINIMAL_MINOR_NUMBER) + "." +
-                  std::to_string(ORTHANC_PLUGINS_MINIMAL_REVISION_NUMBER) + ")");
+        log_error("Python: this Orthanc (" + std::string(context->orthancVersion) +
+                  ") is older than the Orthanc SDK " + sdk +
+                  " the plugin was built with: the plugin does not start (build it against "
+                  "this Orthanc's SDK, or upgrade Orthanc)");
         return -1;
     }
-    OrthancPluginSetDescription(context,
-                                "Python scripts in parallel sub-interpreters (orthanc-python-multi)");
+    log_warning("Python: version of the Orthanc SDK in use by the Python plugin: " + sdk +
+                " (Orthanc " + context->orthancVersion + ", Python " PY_VERSION ")");
+    set_description("Python scripts in parallel sub-interpreters (orthanc-python-multi)");
 
     g_config = read_config(context);
     if (g_config.script.empty()) {

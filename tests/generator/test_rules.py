@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from generator.emit_cpp import emit_cpp, emit_handwritten_header
 from generator.emit_pyi import emit_pyi
-from generator.manifest import Manifest
-from generator.model import Handwritten, UnsupportedError, model_from_json
+from generator.manifest import Handwritten, Manifest
+from generator.model import UnsupportedError, model_from_json
 
 from .conftest import BuildModel, ParseHeader
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_global_function_with_string_parameter(model: BuildModel) -> None:
@@ -149,6 +154,73 @@ def test_handwritten_functions_count_as_wrapped(model: BuildModel) -> None:
 def test_manifest_citing_a_missing_function_is_an_error(model: BuildModel) -> None:
     with pytest.raises(ValueError, match="OrthancPluginNope"):
         model("", Manifest(unsupported={"OrthancPluginNope": "gone"}))
+
+
+def _versioned(version: str, body: str = "") -> str:
+    major, minor, revision = version.split(".")
+    return (
+        f"""
+        #define ORTHANC_PLUGINS_MINIMAL_MAJOR_NUMBER {major}
+        #define ORTHANC_PLUGINS_MINIMAL_MINOR_NUMBER {minor}
+        #define ORTHANC_PLUGINS_MINIMAL_REVISION_NUMBER {revision}
+    """
+        + body
+    )
+
+
+NEW_FUNCTION = """
+    typedef void (*OrthancPluginCallback)(void);
+    static inline void OrthancPluginRegisterNew(OrthancPluginContext* c,
+                                                OrthancPluginCallback callback) {}
+"""
+
+
+def test_manifest_entries_newer_than_the_header_do_not_apply(model: BuildModel) -> None:
+    manifest = Manifest(
+        unsupported={"OrthancPluginRegisterNew": "later"},
+        since_sdk={"OrthancPluginRegisterNew": "1.12.8"},
+    )
+    old = model(_versioned("1.10.1"), manifest)
+    assert (old.sdk_version, old.unwrapped, old.sdk_functions) == ("1.10.1", (), 0)
+    new = model(_versioned("1.12.8", NEW_FUNCTION), manifest)
+    assert [u.c_name for u in new.unwrapped] == ["OrthancPluginRegisterNew"]
+    # A header of that version or newer must have it, and an older one must not.
+    with pytest.raises(ValueError, match="lacks them.*OrthancPluginRegisterNew"):
+        model(_versioned("1.13.0"), manifest)
+    with pytest.raises(ValueError, match="later than the header.*OrthancPluginRegisterNew"):
+        model(_versioned("1.12.7", NEW_FUNCTION), manifest)
+
+
+def test_since_sdk_annotation_is_read(parse: ParseHeader) -> None:
+    header = parse(
+        """
+        #define ORTHANC_PLUGIN_SINCE_SDK(v) __attribute__ ((annotate("ORTHANC_PLUGIN_SINCE_SDK " v)))
+        ORTHANC_PLUGIN_SINCE_SDK("1.12.9")
+        static inline void OrthancPluginNew(OrthancPluginContext* c) {}
+        static inline void OrthancPluginOld(OrthancPluginContext* c) {}
+        """
+    )
+    assert {f.name: f.since_sdk for f in header.functions} == {
+        "OrthancPluginNew": "1.12.9",
+        "OrthancPluginOld": "",
+    }
+
+
+def test_emit_stages_run_without_libclang(model: BuildModel, tmp_path: Path) -> None:
+    saved = tmp_path / "model.json"
+    header = "static inline void OrthancPluginLogText(OrthancPluginContext* c, const char* t) {}"
+    saved.write_text(json.dumps(model(header).to_json_dict()))
+    script = (
+        "import sys; sys.modules['clang'] = None\n"  # any import of libclang now fails
+        "from generator.__main__ import main\n"
+        f"sys.exit(main(['--from-model', {str(saved)!r}, '--out-dir', {str(tmp_path)!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrapped 1 / 1 SDK functions" in result.stdout
+    assert (tmp_path / "orthanc.pyi").is_file()
 
 
 def test_unknown_declaration_kind_is_an_error(parse: ParseHeader) -> None:

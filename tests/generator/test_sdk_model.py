@@ -1,46 +1,79 @@
-"""The model of the installed SDK header: snapshot, coverage, and the existing plugin's names.
+"""The models of the SDK headers at hand: snapshots, coverage, and the existing plugin's names.
 
-Refresh the snapshot after an SDK upgrade (then review the diff):
+The installed header is always tested; `OPM_SDK_HEADERS` (folders holding
+orthanc/OrthancCPlugin.h, separated by ':') adds others, as scripts/test.sh does
+with Debian 13's (1.12.7) and forky's (1.13.0). Each SDK version has its snapshot;
+refresh it after an SDK upgrade (then review the diff):
 
     .venv/bin/python -m generator --header /usr/include/orthanc/OrthancCPlugin.h \\
-        --dump-model tests/generator/snapshots/model.json
+        --dump-model tests/generator/snapshots/model-VERSION.json
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from generator.__main__ import coverage_report
-from generator.manifest import load_manifest
+from generator.manifest import load_manifest, parse_version
 from generator.model import Model, build_model
 from generator.parse import parse_header
+from generator.raw import RawHeader
 
-HEADER = Path("/usr/include/orthanc/OrthancCPlugin.h")
-SNAPSHOT = Path(__file__).parent / "snapshots" / "model.json"
+INSTALLED = Path("/usr/include")
+SNAPSHOTS = Path(__file__).parent / "snapshots"
 
-# Raise it when coverage grows; a drop fails the test.
-MINIMUM_WRAPPED = 158
+# Raise a floor when coverage grows; a drop fails the test. Keyed by the header's
+# SDK version (ORTHANC_PLUGINS_MINIMAL_*_NUMBER: Debian 13's 1.12.7 says 1.12.6).
+MINIMUM_WRAPPED = {"1.10.1": 158, "1.12.6": 168, "1.13.0": 181}
+
+
+def _include_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("OPM_SDK_HEADERS", "").split(":") if p]
+    return [INSTALLED, *extra]
+
+
+@pytest.fixture(scope="module", params=_include_dirs(), ids=str)
+def sdk_header(request: pytest.FixtureRequest) -> RawHeader:
+    header = Path(request.param) / "orthanc" / "OrthancCPlugin.h"
+    assert header.is_file(), f"no SDK header at {header}"
+    return parse_header(header)
 
 
 @pytest.fixture(scope="module")
-def sdk_model() -> Model:
-    return build_model(parse_header(HEADER), load_manifest())
+def sdk_model(sdk_header: RawHeader) -> Model:
+    return build_model(sdk_header, load_manifest())
 
 
 def test_model_matches_the_snapshot(sdk_model: Model) -> None:
-    assert json.loads(json.dumps(sdk_model.to_json_dict())) == json.loads(SNAPSHOT.read_text())
+    snapshot = SNAPSHOTS / f"model-{sdk_model.sdk_version}.json"
+    assert snapshot.is_file(), f"no snapshot for SDK {sdk_model.sdk_version}: write {snapshot}"
+    assert json.loads(json.dumps(sdk_model.to_json_dict())) == json.loads(snapshot.read_text())
 
 
 def test_coverage_does_not_drop(sdk_model: Model) -> None:
-    assert sdk_model.wrapped_count >= MINIMUM_WRAPPED
+    assert sdk_model.sdk_version in MINIMUM_WRAPPED, "add a coverage floor for this SDK"
+    assert sdk_model.wrapped_count >= MINIMUM_WRAPPED[sdk_model.sdk_version]
     report = coverage_report(sdk_model).splitlines()
     assert (
         report[0] == f"wrapped {sdk_model.wrapped_count} / {sdk_model.sdk_functions} SDK functions"
     )
     assert len(report) == 1 + len(sdk_model.unwrapped)
+
+
+def test_manifest_versions_match_the_header_annotations(sdk_header: RawHeader) -> None:
+    """[since_sdk] agrees with ORTHANC_PLUGIN_SINCE_SDK where the header has it."""
+    present = {f.name: f.since_sdk for f in sdk_header.functions}
+    for name, since in load_manifest().since_sdk.items():
+        if name not in present:
+            assert parse_version(since) > sdk_header.version, name
+            continue
+        assert parse_version(since) <= sdk_header.version, name
+        if present[name]:  # headers from SDK 1.12.9 on carry the annotation
+            assert present[name] == since, name
 
 
 # Names that scripts written for the existing plugin use (its documentation and samples).

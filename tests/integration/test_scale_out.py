@@ -21,7 +21,10 @@ from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .test_callbacks import upload
 
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's newest installed PostgreSQL (15 on Debian 12, 18 on forky).
+POSTGRES_BIN = max(
+    Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), default=None
+)
 INDEX_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs a command on a copy of this checkout inside the Debian forky root of
+# scripts/forky-root.sh (Orthanc 1.13, CPython 3.14, the existing plugin 7.1),
+# with /proc, /sys and /dev mounted for the command's duration only.
+#
+#   scripts/in-forky.sh bash scripts/test-here.sh -q
+#   OPM_SDK_HEADERS=/usr/include scripts/in-forky.sh ...   (SDK headers to test there too)
+#
+# The copy lives at /opt/orthanc-python-multi in the root; its ignored folders
+# (.venv, build/) are kept between runs, so rebuilds are incremental.
+set -euo pipefail
+checkout=$(cd "$(dirname "$0")/.." && pwd)
+root=$(bash "$checkout/scripts/forky-root.sh")
+copy=/opt/orthanc-python-multi
+
+# The tracked and untracked-but-not-ignored files, as they are in the work tree.
+mkdir -p "$root$copy"
+(cd "$checkout" && git ls-files -z --cached --others --exclude-standard |
+  xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+  tar --null -T - -cf -) | tar -xf - -C "$root$copy"
+
+# OPM_SDK_HEADERS (folders holding orthanc/OrthancCPlugin.h, ':'-separated) are
+# copied into the root and passed on with their paths there.
+inner_headers=()
+index=0
+IFS=: read -r -a outer_headers <<< "${OPM_SDK_HEADERS:-}"
+for folder in "${outer_headers[@]}"; do
+  [ -n "$folder" ] || continue
+  index=$((index + 1))
+  rm -rf "$root/opt/sdk-headers/$index"
+  mkdir -p "$root/opt/sdk-headers/$index"
+  cp -r "$folder/orthanc" "$root/opt/sdk-headers/$index/"
+  inner_headers+=("/opt/sdk-headers/$index")
+done
+inner_list=$(IFS=:; echo "${inner_headers[*]}")
+
+mounted=()
+unmount_all() {
+  local i
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    umount -R "${mounted[i]}" 2>/dev/null || umount -R -l "${mounted[i]}" || true
+  done
+}
+trap unmount_all EXIT
+for fs in proc sys dev; do
+  if ! mountpoint -q "$root/$fs"; then
+    mount --rbind "/$fs" "$root/$fs"
+    mount --make-rslave "$root/$fs"
+    mounted+=("$root/$fs")
+  fi
+done
+cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+
+# A clean environment: the host's Python and pip settings are not the root's.
+chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  LANG=C.UTF-8 CI="${CI:-}" PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
+  OPM_ENVIRONMENT=forky OPM_SDK_HEADERS="$inner_list" bash -c 'cd "$0" && exec "$@"' "$copy" "$@"
