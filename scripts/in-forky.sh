@@ -6,12 +6,14 @@
 #   scripts/in-forky.sh bash scripts/test-here.sh -q
 #   OPM_SDK_HEADERS=/usr/include scripts/in-forky.sh ...   (SDK headers to test there too)
 #
-# The copy lives at /opt/orthanc-python-multi in the root; its ignored folders
-# (.venv, build/) are kept between runs, so rebuilds are incremental.
+# The copy lives at /opt/opm-<checkout folder name> in the root;
+# its ignored folders (.venv, build/) are kept between runs, so rebuilds are
+# incremental.
 set -euo pipefail
 checkout=$(cd "$(dirname "$0")/.." && pwd)
 root=$(bash "$checkout/scripts/forky-root.sh")
-copy=/opt/orthanc-python-multi
+# One copy per checkout, so that two checkouts (worktrees) never share a build.
+copy=${OPM_FORKY_COPY:-/opt/opm-$(basename "$checkout")}
 
 # The tracked and untracked-but-not-ignored files, as they are in the work tree.
 mkdir -p "$root$copy"
