@@ -23,11 +23,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ]; then
   exit 0
 fi
 
-# The Debian mirror this machine already uses (deb822 or one-line sources).
-mirror=$( (cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true) |
-  grep -oE '^(URIs:[[:space:]]*|deb[[:space:]]+)[^[:space:]]+/debian/?([[:space:]]|$)' |
-  awk '{print $2}' | head -n 1 || true)
-[ -n "$mirror" ] || { log "no Debian mirror found in this machine's apt sources"; exit 1; }
+# The Debian mirror this machine already uses.
+mirror=$(bash "$(dirname "$0")/debian-mirror.sh")
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   log "installing debootstrap"

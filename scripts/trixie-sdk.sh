@@ -5,10 +5,7 @@
 set -euo pipefail
 cache=${OPM_CACHE:-/var/cache/orthanc-python-multi}/trixie-sdk
 if [ ! -f "$cache/usr/include/orthanc/OrthancCPlugin.h" ]; then
-  mirror=$( (cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true) |
-    grep -oE '^(URIs:[[:space:]]*|deb[[:space:]]+)[^[:space:]]+/debian/?([[:space:]]|$)' |
-    awk '{print $2}' | head -n 1 || true)
-  [ -n "$mirror" ] || { echo "trixie-sdk: no Debian mirror in the apt sources" >&2; exit 1; }
+  mirror=$(bash "$(dirname "$0")/debian-mirror.sh")
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/deb"
