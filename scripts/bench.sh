@@ -1,12 +1,47 @@
 #!/usr/bin/env bash
-# Sets up everything (scripts/setup.sh, plus .venv-perf with matplotlib for the
-# plots), then runs the benchmarks side by side with the existing plugin.
-# Results: perf/results/. Extra arguments go to perf/bench.py (e.g. --quick).
+# Benchmarks this plugin side by side with the existing one (perf/bench.py), after
+# setting everything up (scripts/setup.sh, and .venv-perf with matplotlib for the
+# plots, kept apart from the plugin's environment).
+#
+#   scripts/bench.sh [--quick] [perf/bench.py options]
+#       here; results in perf/results/<environment>/ (debian12 on Debian 12),
+#       perf/results/<environment>-quick/ with --quick (not for reporting)
+#   scripts/bench.sh --forky [--quick] [perf/bench.py options]
+#       the same inside the Debian forky root (scripts/forky-root.sh, scripts/in-forky.sh;
+#       needs root), results copied back out to perf/results/forky[-quick]/
+#
+# A full run takes about 15 minutes on 2 cores; run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--forky" ]; then
+  shift
+  name=forky
+  for arg in "$@"; do
+    [ "$arg" = "--quick" ] && name=forky-quick
+  done
+  root=$(bash scripts/forky-root.sh)
+  inside="$root/opt/orthanc-python-multi/perf/results/$name"
+  rm -rf "$inside"
+  status=0
+  bash scripts/in-forky.sh bash scripts/bench.sh "$@" || status=$?
+  if [ -d "$inside" ]; then
+    mkdir -p perf/results
+    rm -rf "perf/results/$name"
+    cp -r "$inside" "perf/results/$name"
+    echo "bench: results copied to perf/results/$name"
+  fi
+  exit "$status"
+fi
+
 bash scripts/setup.sh
-if [ ! -x .venv-perf/bin/python ]; then
+plot_python=.venv-perf/bin/python
+if [ ! -x "$plot_python" ]; then
   python3 -m venv .venv-perf
 fi
-.venv-perf/bin/python -m pip install -q "matplotlib>=3.8"
-OPM_PLOT_PYTHON=.venv-perf/bin/python exec .venv/bin/python perf/bench.py "$@"
+if ! "$plot_python" -c "import matplotlib" 2>/dev/null &&
+  ! "$plot_python" -m pip install -q "matplotlib>=3.8"; then
+  echo "bench: matplotlib could not be installed in .venv-perf: no plots" >&2
+  plot_python=
+fi
+OPM_PLOT_PYTHON=$plot_python exec .venv/bin/python perf/bench.py "$@"
