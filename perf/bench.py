@@ -59,6 +59,10 @@ def work():
     return total
 """
 
+# A run during which other processes used more than this many cores on average is
+# marked as noisy in results.md.
+NOISY_CORES = 0.25
+
 # How many times one loop measurement runs work(); its value is their median.
 LOOP_CALLS = 5
 
@@ -203,7 +207,10 @@ class Measurement:
             "p50_ms": statistics.median(p50s) if p50s else None,
             "p99_ms": statistics.median(p99s) if p99s else None,
             "orthanc_cores": statistics.median(cores) if cores else None,
-            "other_cpu_s": max((run.other_cpu_s for run in self.runs), default=0.0),
+            "other_cores_max": max(
+                (run.other_cpu_s / run.wall_s for run in self.runs if run.wall_s > 0),
+                default=None,
+            ),
             "load_max": max(
                 (max(run.load_before, run.load_after) for run in self.runs), default=0.0
             ),
@@ -744,6 +751,8 @@ def _cell(m: Measurement | None) -> str:
         text += f" ({_number(s['min'])}-{_number(s['max'])})"
     if s["failed_runs"]:
         text += f", {s['failed_runs']} failed"
+    if s["other_cores_max"] is not None and s["other_cores_max"] > NOISY_CORES:
+        text += " †"
     return text
 
 
@@ -791,7 +800,8 @@ def markdown(
         f"wrk runs of {meta['seconds']} s, storage batches of {meta['files']} files. "
         "Cells: median (min-max) over the repetitions. Ratios: this plugin / existing, "
         "paired by round, median (min-max); above 1 is better for req/s and "
-        "instances/s, worse for ms, MiB and s.",
+        "instances/s, worse for ms, MiB and s. †: during at least one run of that cell, "
+        f"other processes used more than {NOISY_CORES} of a core on average (noisy).",
         "",
     ]
     base_name = configs[0]
@@ -831,11 +841,11 @@ def markdown(
 
     lines += [
         "",
-        "Noise during the runs: the most CPU time used by other processes during one run "
-        "of a row (s), the highest 1-minute load average seen, and the CPU cores the "
-        "Orthanc under test used (median):",
+        "Noise during the runs: the most CPU used by other processes during one run of a "
+        "row (cores, on average over the run), the highest 1-minute load average seen, "
+        "and the CPU cores the Orthanc under test used (median):",
         "",
-        "| scenario | clients | configuration | p50 ms | p99 ms | Orthanc cores | other CPU s "
+        "| scenario | clients | configuration | p50 ms | p99 ms | Orthanc cores | other cores "
         "| load max |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
@@ -846,7 +856,7 @@ def markdown(
         lines.append(
             f"| {m.scenario} | {m.concurrency} | {m.configuration} | {_number(s['p50_ms'])} | "
             f"{_number(s['p99_ms'])} | {_number(s['orthanc_cores'])} | "
-            f"{_number(s['other_cpu_s'])} | {s['load_max']:.2f} |"
+            f"{_number(s['other_cores_max'])} | {s['load_max']:.2f} |"
         )
     if results.notes:
         lines += ["", "Notes:", ""] + [f"- {note}".replace("\n", "\n  ") for note in results.notes]
@@ -907,6 +917,7 @@ def main() -> int:
         else:
             cpythons[label] = info["executable"]
     meta: dict[str, Any] = {
+        "argv": sys.argv[1:],
         "repetitions": rounds,
         "seconds": seconds,
         "files": files,
@@ -917,22 +928,22 @@ def main() -> int:
     progress(f"{env['name']}: {env['orthanc']}; results to {folder}")
     started = time.monotonic()
     results = Results()
-    with tempfile.TemporaryDirectory(prefix="opm-bench-") as temporary:
-        work = Path(temporary)
-        if "loop" in scenarios:
-            bench_loop(configs, cpythons, rounds, work, results)
-        if "cpu" in scenarios:
-            bench_http(
+    steps: dict[str, list[Callable[[Path], None]]] = {
+        "loop": [partial(bench_loop, configs, cpythons, rounds, results=results)],
+        "cpu": [
+            partial(
+                bench_http,
                 [("cpu-bound route", "/bench/cpu", [1, 2, 4, 8])],
                 CPU_SCRIPT,
                 configs,
                 seconds,
                 rounds,
-                work,
-                results,
+                results=results,
             )
-        if "trivial" in scenarios:
-            bench_http(
+        ],
+        "trivial": [
+            partial(
+                bench_http,
                 [
                     ("trivial route", "/bench/ok", [1, 8, 32]),
                     ("built-in /system", "/system", [1, 8, 32]),
@@ -941,25 +952,40 @@ def main() -> int:
                 configs,
                 seconds,
                 rounds,
-                work,
-                results,
+                results=results,
             )
-        if "storage" in scenarios:
+        ],
+        "storage": [
+            partial(
+                bench_storage, scenario, script, configs, [1, 2, 4], files, rounds, results=results
+            )  # fmt: skip
             for scenario, script in (
                 ("storage area (zlib 9 + SHA-256)", STORAGE_SCRIPT),
                 ("storage area (pure-Python checksum)", PYTHON_STORAGE_SCRIPT),
-            ):
-                bench_storage(scenario, script, configs, [1, 2, 4], files, rounds, work, results)
-        if "memory" in scenarios:
-            bench_memory(
+            )
+        ],
+        "memory": [
+            partial(
+                bench_memory,
                 configs,
                 [1, 2, 4, 8],
                 20_000 if quick else 100_000,
                 100 if quick else 400,
                 rounds,
-                work,
-                results,
+                results=results,
             )
+        ],
+    }
+    aborted = []
+    with tempfile.TemporaryDirectory(prefix="opm-bench-") as temporary:
+        for name in scenarios:
+            for step in steps[name]:
+                try:
+                    step(Path(temporary))
+                except Exception as failure:  # noqa: BLE001 - the other scenarios still run
+                    aborted.append(name)
+                    message = f"{type(failure).__name__}: {failure}"
+                    results.note(f"scenario {name} aborted: {message[:3000]}")
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     env["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     shutil.rmtree(folder, ignore_errors=True)  # no plots left from an earlier run
@@ -986,7 +1012,7 @@ def main() -> int:
     plot(folder)
     print(table)
     progress(f"done in {meta['elapsed_s']} s; results in {folder}")
-    return 0
+    return 1 if aborted else 0
 
 
 if __name__ == "__main__":
