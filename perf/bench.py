@@ -173,6 +173,7 @@ class Run:
     other_cpu_s: float = 0.0  # busy CPU time of everything else on the machine
     load_before: float = 0.0  # 1-minute load average
     load_after: float = 0.0
+    settle_s: float = 0.0  # time the server took to go idle after the run (not timed)
     error: str | None = None
 
 
@@ -272,6 +273,21 @@ def _process_cpu_s(process: psutil.Process | None) -> float | None:
     return float(times.user + times.system)
 
 
+def settle(process: psutil.Process | None, limit_s: float = 15.0) -> float:
+    """Waits (bounded) until the server stops using CPU: wrk ends with requests still in
+    flight, and their tail must not run into the next configuration's measurement.
+    Returns the seconds waited."""
+    began = time.monotonic()
+    last = _process_cpu_s(process)
+    while last is not None and time.monotonic() - began < limit_s:
+        time.sleep(0.1)
+        now = _process_cpu_s(process)
+        if now is None or now - last < 0.005:
+            break
+        last = now
+    return time.monotonic() - began
+
+
 def timed_run(
     round_: int, pid: int | None, action: Callable[[], tuple[float, float | None, float | None]]
 ) -> Run:
@@ -307,6 +323,7 @@ def timed_run(
         other_cpu_s=round(max(0.0, other), 3),
         load_before=round(load_before, 2),
         load_after=round(os.getloadavg()[0], 2),
+        settle_s=round(settle(process), 2),
         error=error,
     )
 
