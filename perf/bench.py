@@ -1,10 +1,18 @@
 """Side-by-side benchmarks: this plugin against the existing Orthanc Python plugin.
 
-Every configuration runs a real Orthanc on loopback, started and stopped here;
-HTTP load comes from wrk, bounded by duration. Results go to perf/results/
-(results.json, results.md, and PNG plots). Usage:
+Every configuration runs a real Orthanc on loopback, started and stopped here (by
+PID). The configurations are interleaved: in each repetition round every
+configuration runs each measurement once, one after the other, the order rotated
+from round to round, so a burst of load from elsewhere on the machine hits all of
+them rather than one block. Each measurement keeps every run, its median and its
+spread (min, max), and what else the machine was doing meanwhile (load average,
+CPU time of the Orthanc process, of the load client, and of everything else).
 
-    .venv/bin/python perf/bench.py [--quick] [--scenarios cpu,trivial,storage,memory]
+Results go to perf/results/<environment>/ (perf/results/<environment>-quick/ with
+--quick): results.json, results.md, and PNG plots when OPM_PLOT_PYTHON names a
+Python with matplotlib (scripts/bench.sh does that). Usage:
+
+    .venv/bin/python perf/bench.py [--quick] [--scenarios loop,cpu,trivial,storage,memory]
 """
 
 from __future__ import annotations
@@ -13,188 +21,85 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from orthanc_python_multi import plugin_path
 from orthanc_python_multi.process import OrthancProcess, make_orthanc, wrk_requests
+from orthanc_python_multi.server import find_orthanc
 
 EXISTING_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = ("loop", "cpu", "trivial", "storage", "memory")
 
-# About 50 ms of pure-Python work per call on this kind of machine.
-CPU_SCRIPT = """
-import orthanc
-
-def Cpu(output, uri, **request):
+# The pure-Python work of the CPU-bound route: about 40-60 ms a call on this kind
+# of machine. The same text runs standalone on each CPython ("loop" scenario).
+LOOP_FUNCTION = """
+def work():
     total = 0
     for i in range(600000):
         total += i * i % 7
-    output.AnswerBuffer(str(total), 'text/plain')
-
-orthanc.RegisterRestCallback('/bench/cpu', Cpu)
+    return total
 """
 
+# A run during which other processes used more than this many cores on average is
+# marked as noisy in results.md.
+NOISY_CORES = 0.25
 
-@dataclass(frozen=True)
-class Configuration:
-    name: str
-    plugin: Path
-    interpreters: int | str  # ignored by the existing plugin
+# How many times one loop measurement runs work(); its value is the fastest call
+# (other load only ever adds time; as timeit does).
+LOOP_CALLS = 10
 
+CPU_SCRIPT = (
+    "import json\nimport time\nimport orthanc\n"
+    + LOOP_FUNCTION
+    + f"""
+def Cpu(output, uri, **request):
+    output.AnswerBuffer(str(work()), 'text/plain')
 
-@dataclass
-class Measurement:
-    scenario: str
-    configuration: str
-    concurrency: int
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    repetitions: int
+def LoopTimes(output, uri, **request):
+    times = []
+    for _ in range({LOOP_CALLS}):
+        began = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - began)
+    output.AnswerBuffer(json.dumps(times), 'application/json')
 
+orthanc.RegisterRestCallback('/bench/cpu', Cpu)
+orthanc.RegisterRestCallback('/bench/loop', LoopTimes)
+"""
+)
 
-def configurations(names: list[str]) -> list[Configuration]:
-    """The named configurations; "ours-auto" is left out where it equals "ours-2"."""
-    ours = plugin_path()
-    cores = len(os.sched_getaffinity(0))
-    known = {
-        "existing": Configuration("existing", EXISTING_PLUGIN, 1),
-        "ours-1": Configuration("ours-1", ours, 1),
-        "ours-2": Configuration("ours-2", ours, 2),
-        "ours-auto": Configuration(f"ours-auto({cores})", ours, "auto"),
-    }
-    chosen = [known[name] for name in names]
-    if cores in (1, 2) and "ours-auto" in names and f"ours-{cores}" in names:
-        progress(f"ours-auto is ours-{cores} on this {cores}-core machine: measured once")
-        chosen = [c for c in chosen if c.interpreters != "auto"]
-    return chosen
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _latency_ms(text: str, percentile: str) -> float:
-    match = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-    if not match:
-        raise ValueError(f"no {percentile}% latency in wrk output:\n{text}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, float]:
-    """requests/s, p50 ms, p99 ms of one wrk run (loopback only, bounded by -d)."""
-    assert url.startswith("http://127.0.0.1:")
-    threads = 1  # wrk itself stays light; one thread drives many connections
-    result = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "--timeout",
-            "30s",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    )
-    match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-    if not match:
-        raise ValueError(f"no throughput in wrk output:\n{result.stdout}")
-    if "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
-        raise RuntimeError(f"wrk saw errors:\n{result.stdout}")
-    return float(match.group(1)), _latency_ms(result.stdout, "50"), _latency_ms(result.stdout, "99")
-
-
-def start(config: Configuration, script: str, folder: Path) -> OrthancProcess:
-    server = make_orthanc(
-        folder, script, plugin=config.plugin, interpreters=config.interpreters, verbose=False
-    )
-    server.start()
-    return server
-
-
-def bench_http(
-    scenario: str,
-    script: str,
-    path: str,
-    configs: list[Configuration],
-    concurrencies: list[int],
-    seconds: float,
-    repetitions: int,
-    work: Path,
-) -> list[Measurement]:
-    results = []
-    for config in configs:
-        server = start(config, script, work / f"{scenario}-{config.name}")
-        try:
-            url = server.url + path
-            run_wrk(url, 2, 1.0)  # warm-up
-            for connections in concurrencies:
-                progress(f"{scenario}: {config.name}, {connections} connection(s)")
-                runs = [run_wrk(url, connections, seconds) for _ in range(repetitions)]
-                results.append(
-                    Measurement(
-                        scenario,
-                        config.name,
-                        connections,
-                        statistics.median(r[0] for r in runs),
-                        statistics.median(r[1] for r in runs),
-                        statistics.median(r[2] for r in runs),
-                        repetitions,
-                    )
-                )
-        finally:
-            if server.stop() != 0:
-                raise RuntimeError(f"{config.name} did not stop cleanly:\n{server.log()}")
-    return results
-
-
-def markdown(results: list[Measurement], baseline: str = "existing") -> str:
-    lines = [
-        "| scenario | configuration | concurrency | req/s | p50 ms | p99 ms | vs existing |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    base = {
-        (m.scenario, m.concurrency): m.requests_per_s
-        for m in results
-        if m.configuration == baseline
-    }
-    for m in results:
-        ratio = (
-            m.requests_per_s / base[(m.scenario, m.concurrency)]
-            if (m.scenario, m.concurrency) in base
-            else float("nan")
-        )
-        lines.append(
-            f"| {m.scenario} | {m.configuration} | {m.concurrency} | "
-            f"{m.requests_per_s:.1f} | {m.p50_ms:.1f} | {m.p99_ms:.1f} | {ratio:.2f}x |"
-        )
-    return "\n".join(lines)
-
-
-def machine() -> dict[str, object]:
-    return {
-        "cpus": len(os.sched_getaffinity(0)),
-        "processor": platform.processor() or platform.machine(),
-        "python": sys.version.split()[0],
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
+# The same measurement as /bench/loop, in a standalone interpreter.
+STANDALONE_LOOP = (
+    "import json\nimport time\n"
+    + LOOP_FUNCTION
+    + f"""
+times = []
+for _ in range({LOOP_CALLS}):
+    began = time.perf_counter()
+    work()
+    times.append(time.perf_counter() - began)
+print(json.dumps(times))
+"""
+)
 
 TRIVIAL_SCRIPT = """
 import orthanc
@@ -235,7 +140,6 @@ def Remove(uuid, contentType):
 orthanc.RegisterStorageArea(Create, Read, Remove)
 """
 
-
 # The same storage area with pure-Python work per file instead (zlib and hashlib
 # release the GIL on large buffers, so the existing plugin runs them in parallel
 # too): a byte-by-byte checksum of the file, 6 passes, about 30 ms a file here.
@@ -249,20 +153,399 @@ PYTHON_STORAGE_SCRIPT = STORAGE_SCRIPT.replace(
 )
 
 
-def storage_files(count: int, seed: int) -> list[bytes]:
-    """`count` new DICOM files of 256x256 compressible noise (zlib -9 has work to do)."""
-    import random
+@dataclass(frozen=True)
+class Configuration:
+    name: str
+    plugin: Path
+    interpreters: int | str  # ignored by the existing plugin
 
+
+@dataclass
+class Run:
+    """One timed run of one configuration, and what the machine did meanwhile."""
+
+    round: int
+    value: float | None  # None when the run failed (see error)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    wall_s: float = 0.0
+    orthanc_cpu_s: float | None = None  # CPU time of the Orthanc under test
+    client_cpu_s: float = 0.0  # wrk, the upload threads, or the standalone Python
+    other_cpu_s: float = 0.0  # busy CPU time of everything else on the machine
+    load_before: float = 0.0  # 1-minute load average
+    load_after: float = 0.0
+    settle_s: float = 0.0  # time the server took to go idle after the run (not timed)
+    error: str | None = None
+
+
+@dataclass
+class Measurement:
+    """Every run of one scenario, load level and configuration."""
+
+    scenario: str
+    unit: str  # "req/s", "instances/s" or "ms"
+    concurrency: int
+    configuration: str
+    runs: list[Run] = field(default_factory=list)
+
+    def values(self) -> list[float]:
+        return [run.value for run in self.runs if run.value is not None]
+
+    def summary(self) -> dict[str, Any]:
+        values = self.values()
+        p50s = [run.p50_ms for run in self.runs if run.p50_ms is not None]
+        p99s = [run.p99_ms for run in self.runs if run.p99_ms is not None]
+        cores = [
+            run.orthanc_cpu_s / run.wall_s
+            for run in self.runs
+            if run.orthanc_cpu_s is not None and run.wall_s > 0
+        ]
+        return {
+            "median": statistics.median(values) if values else None,
+            "min": min(values) if values else None,
+            "max": max(values) if values else None,
+            "good_runs": len(values),
+            "failed_runs": len(self.runs) - len(values),
+            "p50_ms": statistics.median(p50s) if p50s else None,
+            "p99_ms": statistics.median(p99s) if p99s else None,
+            "orthanc_cores": statistics.median(cores) if cores else None,
+            "other_cores_max": max(
+                (run.other_cpu_s / run.wall_s for run in self.runs if run.wall_s > 0),
+                default=None,
+            ),
+            "load_max": max(
+                (max(run.load_before, run.load_after) for run in self.runs), default=0.0
+            ),
+        }
+
+
+class Results:
+    """The measurements of a whole run, by (scenario, concurrency, configuration)."""
+
+    def __init__(self) -> None:
+        self.measurements: dict[tuple[str, int, str], Measurement] = {}
+        self.notes: list[str] = []
+
+    def add(self, scenario: str, unit: str, concurrency: int, config: str, run: Run) -> None:
+        key = (scenario, concurrency, config)
+        if key not in self.measurements:
+            self.measurements[key] = Measurement(scenario, unit, concurrency, config)
+        self.measurements[key].runs.append(run)
+
+    def note(self, message: str) -> None:
+        progress(f"NOTE: {message}")
+        self.notes.append(message)
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def rotated(configs: list[Configuration], round_: int) -> list[Configuration]:
+    """The configurations in the order of this round: rotated by one each round."""
+    shift = round_ % len(configs)
+    return configs[shift:] + configs[:shift]
+
+
+# --- Accounting -------------------------------------------------------------------
+
+
+def _busy_cpu_s() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _own_cpu_s() -> float:
+    """CPU time of this process (upload threads) and its waited-for children (wrk)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def _process_cpu_s(process: psutil.Process | None) -> float | None:
+    if process is None:
+        return None
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+def settle(process: psutil.Process | None, limit_s: float = 15.0) -> float:
+    """Waits (bounded) until the server stops using CPU: wrk ends with requests still in
+    flight, and their tail must not run into the next configuration's measurement.
+    Returns the seconds waited."""
+    began = time.monotonic()
+    last = _process_cpu_s(process)
+    while last is not None and time.monotonic() - began < limit_s:
+        time.sleep(0.1)
+        now = _process_cpu_s(process)
+        if now is None or now - last < 0.005:
+            break
+        last = now
+    return time.monotonic() - began
+
+
+def timed_run(
+    round_: int, pid: int | None, action: Callable[[], tuple[float, float | None, float | None]]
+) -> Run:
+    """Runs `action` (which returns value, p50 ms, p99 ms) and accounts for the CPU
+    time spent meanwhile; a failure is recorded in the run, not raised."""
+    process = psutil.Process(pid) if pid is not None else None
+    load_before = os.getloadavg()[0]
+    busy, own, orthanc = _busy_cpu_s(), _own_cpu_s(), _process_cpu_s(process)
+    began = time.perf_counter()
+    value: float | None = None
+    p50 = p99 = None
+    error = None
+    try:
+        value, p50, p99 = action()
+    except Exception as failure:  # noqa: BLE001 - recorded, and the run goes on
+        error = f"{type(failure).__name__}: {failure}"[:2000]
+        progress(f"  run failed: {error.splitlines()[0]}")
+    wall = time.perf_counter() - began
+    orthanc_after = _process_cpu_s(process)
+    orthanc_cpu = (
+        orthanc_after - orthanc if orthanc is not None and orthanc_after is not None else None
+    )
+    client_cpu = _own_cpu_s() - own
+    other = _busy_cpu_s() - busy - client_cpu - (orthanc_cpu or 0.0)
+    return Run(
+        round=round_,
+        value=value,
+        p50_ms=p50,
+        p99_ms=p99,
+        wall_s=round(wall, 3),
+        orthanc_cpu_s=None if orthanc_cpu is None else round(orthanc_cpu, 3),
+        client_cpu_s=round(client_cpu, 3),
+        other_cpu_s=round(max(0.0, other), 3),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
+        settle_s=round(settle(process), 2),
+        error=error,
+    )
+
+
+# --- Servers ----------------------------------------------------------------------
+
+
+def configurations(names: list[str]) -> list[Configuration]:
+    """'existing', or 'ours-N' / 'ours-auto' (this plugin with N interpreters)."""
+    chosen = []
+    for name in names:
+        if name == "existing":
+            chosen.append(Configuration(name, EXISTING_PLUGIN, 1))
+        elif match := re.fullmatch(r"ours-(\d+|auto)", name):
+            count = match.group(1)
+            chosen.append(
+                Configuration(name, plugin_path(), count if count == "auto" else int(count))
+            )
+        else:
+            raise SystemExit(f"unknown configuration {name!r} (existing, ours-N, ours-auto)")
+    return chosen
+
+
+def start(config: Configuration, script: str, folder: Path) -> OrthancProcess:
+    server = make_orthanc(
+        folder, script, plugin=config.plugin, interpreters=config.interpreters, verbose=False
+    )
+    server.start()
+    return server
+
+
+def stop(server: OrthancProcess, name: str, results: Results) -> float:
+    """Stops a server we started (by its PID); a non-zero exit is recorded, not raised
+    (the run goes on). Returns the seconds it took."""
+    began = time.perf_counter()
+    try:
+        code = server.stop()
+    except RuntimeError as failure:
+        results.note(f"{name} (pid {server.pid}) in {server.folder.name}: {failure}")
+        return time.perf_counter() - began
+    took = time.perf_counter() - began
+    if code != 0:
+        tail = "\n".join(server.log().splitlines()[-5:])
+        results.note(
+            f"{name} (pid {server.pid}) in {server.folder.name} exited with {code} at stop; "
+            f"last lines of its log:\n{tail}"
+        )
+    return took
+
+
+@contextmanager
+def servers_for(
+    configs: list[Configuration], script: str, folder: Path, results: Results
+) -> Iterator[dict[str, OrthancProcess]]:
+    """One running server per configuration, all stopped on the way out."""
+    running: dict[str, OrthancProcess] = {}
+    try:
+        for config in configs:
+            running[config.name] = start(config, script, folder / config.name)
+        yield running
+    finally:
+        # In parallel: each one takes seconds to stop.
+        with ThreadPoolExecutor(max(1, len(running))) as pool:
+            list(pool.map(lambda item: stop(item[1], item[0], results), running.items()))
+
+
+# --- Load -------------------------------------------------------------------------
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _latency_ms(text: str, percentile: str) -> float:
+    match = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    if not match:
+        raise ValueError(f"no {percentile}% latency in wrk output:\n{text}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, float]:
+    """requests/s, p50 ms, p99 ms of one wrk run (loopback only, bounded by -d)."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("load is only ever sent to 127.0.0.1")
+    result = subprocess.run(
+        # One wrk thread drives all connections: wrk stays light on 2 cores.
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+        + ["--timeout", "30s", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+    if not match:
+        raise ValueError(f"no throughput in wrk output:\n{result.stdout}")
+    if "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{result.stdout}")
+    return float(match.group(1)), _latency_ms(result.stdout, "50"), _latency_ms(result.stdout, "99")
+
+
+def get(url: str, timeout: float = 120.0) -> bytes:
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("requests only ever go to 127.0.0.1")
+    with urllib.request.urlopen(url, timeout=timeout) as answer:
+        return bytes(answer.read())
+
+
+def post(url: str, data: bytes, deadline: float) -> float:
+    """Seconds one POST took; refused once `deadline` (monotonic) has passed."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("requests only ever go to 127.0.0.1")
+    if time.monotonic() > deadline:
+        raise TimeoutError("the batch ran past its time limit")
+    request = urllib.request.Request(url, data=data, method="POST")
+    began = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"POST answered {answer.status}")
+    return time.perf_counter() - began
+
+
+# --- Scenarios --------------------------------------------------------------------
+
+
+def bench_loop(
+    configs: list[Configuration],
+    cpythons: dict[str, str],
+    rounds: int,
+    work: Path,
+    results: Results,
+) -> None:
+    """The CPU route's loop, timed inside each plugin (/bench/loop) and standalone on
+    each CPython involved; one value is the fastest of LOOP_CALLS calls, in ms."""
+
+    def standalone(executable: str) -> tuple[float, None, None]:
+        out = subprocess.run(
+            [executable, "-c", STANDALONE_LOOP],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        return 1000 * min(json.loads(out)), None, None
+
+    def in_plugin(url: str) -> tuple[float, None, None]:
+        return 1000 * min(json.loads(get(url + "/bench/loop"))), None, None
+
+    with servers_for(configs, CPU_SCRIPT, work / "loop", results) as servers:
+        for server in servers.values():  # warm-up
+            get(server.url + "/bench/loop")
+        for executable in cpythons.values():
+            standalone(executable)
+        for round_ in range(rounds):
+            progress(f"loop: round {round_ + 1}/{rounds}")
+            for label, executable in cpythons.items():
+                run = timed_run(round_, None, partial(standalone, executable))
+                results.add("pure-Python loop, standalone", "ms", 1, label, run)
+            for config in rotated(configs, round_):
+                server = servers[config.name]
+                run = timed_run(round_, server.pid, partial(in_plugin, server.url))
+                results.add("pure-Python loop, in the plugin", "ms", 1, config.name, run)
+
+
+def bench_http(
+    scenarios: list[tuple[str, str, list[int]]],
+    script: str,
+    configs: list[Configuration],
+    seconds: float,
+    rounds: int,
+    work: Path,
+    results: Results,
+) -> None:
+    """wrk against each (scenario, path, connection counts), configurations interleaved."""
+    with servers_for(
+        configs, script, work / scenarios[0][1].strip("/").replace("/", "-"), results
+    ) as servers:
+        for config in configs:  # warm-up, every path of every server
+            for _, path, _ in scenarios:
+                run_wrk(servers[config.name].url + path, 2, 1.0)
+        for round_ in range(rounds):
+            for scenario, path, concurrencies in scenarios:
+                for connections in concurrencies:
+                    progress(
+                        f"{scenario}: round {round_ + 1}/{rounds}, {connections} connection(s)"
+                    )
+                    for config in rotated(configs, round_):
+                        server = servers[config.name]
+                        load = partial(run_wrk, server.url + path, connections, seconds)
+                        run = timed_run(round_, server.pid, load)
+                        results.add(scenario, "req/s", connections, config.name, run)
+
+
+_NOISE = bytes(i & 3 for i in range(256))
+
+
+def storage_files(count: int, seed: int) -> list[bytes]:
+    """`count` new DICOM files (new UIDs) of 256x256 compressible noise (4 grey levels,
+    so zlib -9 has work to do)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-    from dicom_files import make_dicom  # type: ignore[import-not-found]
+    from dicom_files import make_dicom
 
     rng = random.Random(seed)
     files = []
     for i in range(count):
         data = make_dicom(f"B{seed}-{i}", rows=256, columns=256)
-        noise = bytes(rng.choice(b"\x00\x01\x02\x03") for _ in range(65536))
-        files.append(data[:-65536] + noise)
+        files.append(data[:-65536] + rng.randbytes(65536).translate(_NOISE))
     return files
+
+
+def upload(
+    url: str, files: list[bytes], clients: int, time_limit: float
+) -> tuple[float, float, float]:
+    """instances/s, p50 ms, p99 ms of `clients` threads uploading `files`."""
+    deadline = time.monotonic() + time_limit
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = sorted(pool.map(lambda data: post(url, data, deadline), files))
+    elapsed = time.perf_counter() - began
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(files) / elapsed, 1000 * latencies[len(latencies) // 2], 1000 * p99
 
 
 def bench_storage(
@@ -271,231 +554,483 @@ def bench_storage(
     configs: list[Configuration],
     clients: list[int],
     files: int,
+    rounds: int,
     work: Path,
-) -> list[Measurement]:
-    """Instances/s while `c` clients upload small DICOM files to a Python storage area."""
-    import urllib.request
-    from concurrent.futures import ThreadPoolExecutor
-
-    results = []
-    for config in configs:
-        server = start(config, script, work / f"storage-{len(results)}-{config.name}")
-        try:
-
-            def post(data: bytes, url: str = server.url + "/instances") -> float:
-                request = urllib.request.Request(url, data=data, method="POST")
-                began = time.perf_counter()
-                with urllib.request.urlopen(request, timeout=60) as answer:
-                    assert answer.status == 200
-                return time.perf_counter() - began
-
-            for level, count in enumerate(clients):
-                batch = storage_files(files, seed=hash((scenario, level)) % 1000)  # new instances
-                progress(f"{scenario}: {config.name}, {count} client(s)")
-                began = time.perf_counter()
-                with ThreadPoolExecutor(count) as pool:
-                    latencies = sorted(pool.map(post, batch))
-                elapsed = time.perf_counter() - began
-                results.append(
-                    Measurement(
-                        scenario,
-                        config.name,
-                        count,
-                        files / elapsed,
-                        1000 * latencies[len(latencies) // 2],
-                        1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-                        1,
-                    )
-                )
-        finally:
-            if server.stop() != 0:
-                raise RuntimeError(f"{config.name} did not stop cleanly:\n{server.log()}")
-    return results
+    results: Results,
+) -> None:
+    """Instances/s while `c` clients upload new small DICOM files to a Python storage area."""
+    seeds = iter(range(1_000_000))
+    folder = work / re.sub(r"[^a-z0-9]+", "-", scenario.lower()).strip("-")
+    with servers_for(configs, script, folder, results) as servers:
+        for config in configs:  # warm-up
+            upload(servers[config.name].url + "/instances", storage_files(4, next(seeds)), 2, 120)
+        for round_ in range(rounds):
+            for count in clients:
+                progress(f"{scenario}: round {round_ + 1}/{rounds}, {count} client(s)")
+                for config in rotated(configs, round_):
+                    server = servers[config.name]
+                    batch = storage_files(files, next(seeds))  # before the clock starts
+                    load = partial(upload, server.url + "/instances", batch, count, 300)
+                    run = timed_run(round_, server.pid, load)
+                    results.add(scenario, "instances/s", count, config.name, run)
 
 
-def rss_mib(server: OrthancProcess) -> float:
-    with open(f"/proc/{server.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+def rss_mib(pid: int) -> float:
+    return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
 
 
 def bench_memory(
-    configs: list[Configuration], counts: list[int], requests_wanted: int, work: Path
-) -> dict[str, object]:
-    """Idle RSS, start and stop times by interpreter count; RSS growth under load."""
-    import urllib.request
+    configs: list[Configuration],
+    counts: list[int],
+    requests_wanted: int,
+    posts: int,
+    rounds: int,
+    work: Path,
+    results: Results,
+) -> None:
+    """Idle RSS, start and stop times (the existing plugin, and this one with 1 to 8
+    interpreters, an empty script); RSS growth under trivial requests and 256 KiB POSTs."""
+    idle = [c for c in configs if c.name == "existing"]
+    idle += [Configuration(f"ours-{n}", plugin_path(), n) for n in counts]
+    empty = "import orthanc\n"
+    for round_ in range(rounds):
+        progress(f"memory: idle RSS, start and stop times, round {round_ + 1}/{rounds}")
+        for config in rotated(idle, round_):
+            server = make_orthanc(
+                work / f"idle-{config.name}-{round_}",
+                empty,
+                plugin=config.plugin,
+                interpreters=config.interpreters,
+                verbose=False,
+            )
+            began = time.perf_counter()
+            server.start()
+            started = time.perf_counter() - began
+            time.sleep(1.0)
+            rss = rss_mib(server.pid)
+            stopped = stop(server, config.name, results)
+            results.add("idle RSS (MiB)", "MiB", 0, config.name, Run(round_, rss))
+            results.add("start time (s)", "s", 0, config.name, Run(round_, started))
+            results.add("stop time (s)", "s", 0, config.name, Run(round_, stopped))
 
-    ours = plugin_path()
-    idle = []
-    for count in counts:
-        progress(f"memory: idle RSS and start/stop time, {count} interpreter(s)")
-        server = make_orthanc(
-            work / f"idle-{count}",
-            "import orthanc\n",
-            plugin=ours,
-            interpreters=count,
-            verbose=False,
-        )
-        began = time.perf_counter()
-        server.start()
-        started = time.perf_counter() - began
-        time.sleep(1.0)
-        rss = rss_mib(server)
-        began = time.perf_counter()
-        code = server.stop()
-        stopped = time.perf_counter() - began
-        if code != 0:
-            raise RuntimeError(server.log())
-        idle.append(
-            {
-                "interpreters": count,
-                "rss_mib": round(rss, 1),
-                "start_s": round(started, 3),
-                "stop_s": round(stopped, 3),
-            }
-        )
-    growth = []
     body = bytes(256 * 1024)
-    for config in configs:
-        progress(f"memory: RSS growth under load, {config.name}")
-        server = start(config, TRIVIAL_SCRIPT, work / f"growth-{config.name}")
-        try:
-            url = server.url + "/bench/ok"
-            wrk_requests(url, 20_000)
-            before = rss_mib(server)
-            done = wrk_requests(url, requests_wanted)
-            after_requests = rss_mib(server)
-            for _ in range(400):
-                request = urllib.request.Request(
-                    server.url + "/bench/size", data=body, method="POST"
-                )
-                with urllib.request.urlopen(request, timeout=60) as answer:
-                    answer.read()
-            after_posts = rss_mib(server)
-        finally:
-            server.stop()
-        growth.append(
-            {
-                "configuration": config.name,
-                "requests": done,
-                "growth_requests_mib": round(after_requests - before, 2),
-                "growth_posts_mib": round(after_posts - after_requests, 2),
-            }
-        )
-    return {"idle": idle, "growth": growth}
+    for round_ in range(rounds):
+        progress(f"memory: RSS growth under load, round {round_ + 1}/{rounds}")
+        for config in rotated(configs, round_):
+            server = start(config, TRIVIAL_SCRIPT, work / f"growth-{config.name}-{round_}")
+            try:
+                url = server.url + "/bench/ok"
+                wrk_requests(url, requests_wanted // 5, time_limit=60)  # warm-up
+                before = rss_mib(server.pid)
+                done = wrk_requests(url, requests_wanted, time_limit=120)
+                after_requests = rss_mib(server.pid)
+                deadline = time.monotonic() + 120
+                for _ in range(posts):
+                    post(server.url + "/bench/size", body, deadline)
+                after_posts = rss_mib(server.pid)
+            finally:
+                stop(server, config.name, results)
+            results.add(
+                f"RSS growth over {requests_wanted} trivial requests (MiB)",
+                "MiB",
+                0,
+                config.name,
+                Run(
+                    round_,
+                    after_requests - before,
+                    error=None if done >= requests_wanted else f"only {done} requests",
+                ),
+            )
+            results.add(
+                f"RSS growth over {posts} POSTs of 256 KiB (MiB)",
+                "MiB",
+                0,
+                config.name,
+                Run(round_, after_posts - after_requests),
+            )
 
 
-def memory_markdown(memory: dict[str, object]) -> str:
-    lines = ["| interpreters | idle RSS MiB | start s | stop s |", "|---:|---:|---:|---:|"]
-    for row in memory["idle"]:  # type: ignore[attr-defined]
-        lines.append(
-            f"| {row['interpreters']} | {row['rss_mib']} | {row['start_s']} | {row['stop_s']} |"
-        )
+# --- Environment ------------------------------------------------------------------
+
+
+# What the build says of itself. CONFIG_ARGS tells pyenv's build options (no
+# --enable-optimizations: no PGO), not Debian's (its PGO is in debian/rules).
+PYTHON_INFO = """
+import json, os, platform, sys, sysconfig
+print(json.dumps({
+    'version': sys.version.split()[0],
+    'executable': os.path.realpath(sys.executable),
+    'compiler': platform.python_compiler(),
+    'config_args': sysconfig.get_config_var('CONFIG_ARGS'),
+}))
+"""
+
+
+def linked_libpython(binary: str) -> str | None:
+    """The libpython `binary` loads, per ldd; None when it has it built in."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30).stdout
+    match = re.search(r"(libpython[\d.]+\S*) => (\S+)", out)
+    return match.group(2) if match else None
+
+
+def python_info(executable: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [executable, "-c", PYTHON_INFO], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    info: dict[str, Any] = json.loads(out)
+    info["libpython"] = linked_libpython(info["executable"]) or "built into the executable"
+    return info
+
+
+def os_release() -> dict[str, str]:
+    fields = {}
+    for line in Path("/etc/os-release").read_text().splitlines():
+        key, _, value = line.partition("=")
+        fields[key] = value.strip('"')
+    return fields
+
+
+def environment_name(release: dict[str, str]) -> str:
+    codename = release.get("VERSION_CODENAME", "")
+    if release.get("ID") == "debian" and release.get("VERSION_ID"):
+        return f"debian{release['VERSION_ID']}"
+    return codename or release.get("ID", "unknown")
+
+
+def existing_cpython() -> str:
+    """The standalone interpreter of the libpython the existing plugin links to."""
+    library = linked_libpython(str(EXISTING_PLUGIN))
+    match = re.search(r"libpython(\d+\.\d+)", library or "")
+    if not match:
+        raise SystemExit(f"cannot tell which libpython {EXISTING_PLUGIN} uses")
+    return f"/usr/bin/python{match.group(1)}"
+
+
+def environment(quick: bool) -> dict[str, Any]:
+    release = os_release()
+    orthanc = subprocess.run(
+        [find_orthanc(), "--version"], capture_output=True, text=True, timeout=30
+    ).stdout.splitlines()[0]
+    ours = str(plugin_path())
+    return {
+        "name": os.environ.get("OPM_ENVIRONMENT") or environment_name(release),
+        "quick": quick,
+        "os": release.get("PRETTY_NAME", "?"),
+        "codename": release.get("VERSION_CODENAME", "?"),
+        "orthanc": orthanc,
+        "existing_plugin": {
+            "path": str(EXISTING_PLUGIN),
+            "libpython": linked_libpython(str(EXISTING_PLUGIN)),
+            "package_version": dpkg_version("orthanc-python"),
+            "python": python_info(existing_cpython()),
+        },
+        "our_plugin": {
+            "path": ours,
+            "libpython": linked_libpython(ours),
+            "python": python_info(sys.executable),
+        },
+        "cpus": len(os.sched_getaffinity(0)),
+        "processor": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def dpkg_version(package: str) -> str | None:
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, timeout=30
+    )
+    return out.stdout.strip() or None
+
+
+# --- Report -----------------------------------------------------------------------
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}".replace(",", " ")
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(m: Measurement | None) -> str:
+    if m is None:
+        return ""
+    s = m.summary()
+    if s["median"] is None:
+        return f"failed ({s['failed_runs']})"
+    text = _number(s["median"])
+    if s["good_runs"] > 1:
+        text += f" ({_number(s['min'])}-{_number(s['max'])})"
+    if s["failed_runs"]:
+        text += f", {s['failed_runs']} failed"
+    if s["other_cores_max"] is not None and s["other_cores_max"] > NOISY_CORES:
+        text += " †"
+    return text
+
+
+def paired_ratios(ours: Measurement, base: Measurement) -> list[float]:
+    """ours / base for each round both ran in (interleaved runs of the same round)."""
+    base_by_round = {run.round: run.value for run in base.runs if run.value}
+    return [
+        run.value / base_by_round[run.round]
+        for run in ours.runs
+        if run.value is not None and base_by_round.get(run.round)
+    ]
+
+
+def _ratio_cell(ours: Measurement | None, base: Measurement | None) -> str:
+    if ours is None or base is None:
+        return ""
+    ratios = paired_ratios(ours, base)
+    if not ratios:
+        return "-"
+    text = f"{statistics.median(ratios):.2f}x"
+    if len(ratios) > 1:
+        text += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+    return text
+
+
+def markdown(
+    results: Results, env: dict[str, Any], configs: list[str], meta: dict[str, Any]
+) -> str:
+    lines = []
+    if env["quick"]:
+        lines += [
+            "> **QUICK RUN (--quick): 1 repetition, short runs. For development only,",
+            "> not for reporting.**",
+            "",
+        ]
+    ours_py = env["our_plugin"]["python"]
+    existing_py = env["existing_plugin"]["python"]
+    lines += [
+        f"Environment **{env['name']}**: {env['os']}, {env['orthanc']}, {env['cpus']} CPUs "
+        f"({env['processor']}), {env['date']}.",
+        f"Existing plugin: {env['existing_plugin']['package_version']} on CPython "
+        f"{existing_py['version']} ({env['existing_plugin']['libpython']}). "
+        f"This plugin: CPython {ours_py['version']} ({env['our_plugin']['libpython']}).",
+        f"{meta['repetitions']} repetition(s), configurations interleaved in each round; "
+        f"wrk runs of {meta['seconds']} s, storage batches of {meta['files']} files. "
+        "Cells: median (min-max) over the repetitions. Ratios: this plugin / existing, "
+        "paired by round, median (min-max); above 1 is better for req/s and "
+        "instances/s, worse for ms, MiB and s. †: during at least one run of that cell, "
+        f"other processes used more than {NOISY_CORES} of a core on average (noisy).",
+        "",
+    ]
+    base_name = configs[0]
+    others = configs[1:]
+    header = ["scenario", "clients", "unit", *configs, *[f"{o}/{base_name}" for o in others]]
+    lines += ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * (len(header) - 3)]
+    rows = dict.fromkeys((m.scenario, m.concurrency, m.unit) for m in results.measurements.values())
+    for scenario, concurrency, unit in rows:
+        if scenario == "pure-Python loop, standalone":
+            continue  # its own table below: its columns are CPythons, not configurations
+        by_config = {c: results.measurements.get((scenario, concurrency, c)) for c in configs}
+        cells = [scenario, str(concurrency) if concurrency else "", unit]
+        cells += [_cell(by_config[c]) for c in configs]
+        cells += [_ratio_cell(by_config[o], by_config[base_name]) for o in others]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    standalone = [
+        m for m in results.measurements.values() if m.scenario == "pure-Python loop, standalone"
+    ]
+    if standalone:
+        lines += [
+            "",
+            f"The CPU route's loop ({LOOP_FUNCTION.count(chr(10)) - 1} lines, `work()` in "
+            f"perf/bench.py), fastest of {LOOP_CALLS} calls, ms, timed standalone on each "
+            "CPython (the executable; Debian's is statically linked, the plugins load "
+            "the shared libpython: compare with the in-plugin row above):",
+            "",
+            "| CPython | executable | libpython | ms | vs the first |",
+            "|---|---|---|---:|---:|",
+        ]
+        for m in standalone:
+            info = meta["cpythons"][m.configuration]
+            lines.append(
+                f"| {m.configuration} | {info['executable']} | {info['libpython']} | {_cell(m)} | "
+                f"{_ratio_cell(m, standalone[0]) if m is not standalone[0] else ''} |"
+            )
+
     lines += [
         "",
-        "| configuration | trivial requests | RSS growth MiB | "
-        "RSS growth over 400 POSTs of 256 KiB, MiB |",
-        "|---|---:|---:|---:|",
+        "Noise during the runs: the most CPU used by other processes during one run of a "
+        "row (cores, on average over the run), the highest 1-minute load average seen, "
+        "and the CPU cores the Orthanc under test used (median):",
+        "",
+        "| scenario | clients | configuration | p50 ms | p99 ms | Orthanc cores | other cores "
+        "| load max |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for row in memory["growth"]:  # type: ignore[attr-defined]
+    for m in results.measurements.values():
+        if m.unit not in ("req/s", "instances/s", "ms"):
+            continue
+        s = m.summary()
         lines.append(
-            f"| {row['configuration']} | {row['requests']} | "
-            f"{row['growth_requests_mib']} | {row['growth_posts_mib']} |"
+            f"| {m.scenario} | {m.concurrency} | {m.configuration} | {_number(s['p50_ms'])} | "
+            f"{_number(s['p99_ms'])} | {_number(s['orthanc_cores'])} | "
+            f"{_number(s['other_cores_max'])} | {s['load_max']:.2f} |"
         )
-    return "\n".join(lines)
+    if results.notes:
+        lines += ["", "Notes:", ""] + [f"- {note}".replace("\n", "\n  ") for note in results.notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot(folder: Path) -> None:
+    plotter = os.environ.get("OPM_PLOT_PYTHON")
+    if not plotter:
+        return
+    # matplotlib brings numpy and Pillow, which must stay out of the plugin's
+    # environment (they cannot load in sub-interpreters): plot from another one.
+    done = subprocess.run(
+        [plotter, str(Path(__file__).with_name("plot.py")), str(folder / "results.json")],
+        timeout=300,
+    )
+    if done.returncode != 0:
+        progress(f"plotting failed ({done.returncode}); the results are written")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer repetitions")
-    parser.add_argument("--configurations", default="existing,ours-1,ours-2,ours-auto")
-    parser.add_argument("--scenarios", default="cpu,trivial,storage,memory")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 repetition, short runs: not for reporting"
+    )
+    parser.add_argument("--configurations", default="existing,ours-1,ours-2")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--repetitions", type=int, help="rounds (default 3; 1 with --quick)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
     if not EXISTING_PLUGIN.exists():
         raise SystemExit(f"the existing plugin is needed: {EXISTING_PLUGIN} (orthanc-python)")
-    seconds, repetitions = (2.0, 1) if args.quick else (4.0, 3)
-    configs = configurations(args.configurations.split(","))
     scenarios = args.scenarios.split(",")
+    if unknown := set(scenarios) - set(SCENARIOS):
+        raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    configs = configurations(args.configurations.split(","))
+    if configs[0].name != "existing":
+        raise SystemExit("the first configuration is the baseline: existing")
+    quick = args.quick
+    rounds = args.repetitions or (1 if quick else 3)
+    if rounds < 1 or (rounds < 3 and not quick):
+        raise SystemExit("at least 3 repetitions (or --quick)")
+    seconds = 1.0 if quick else 4.0
+    files = 12 if quick else 48
+    env = environment(quick)
+    cpythons: dict[str, str] = {}
+    for label, info in (
+        (
+            f"existing plugin's ({env['existing_plugin']['python']['version']})",
+            env["existing_plugin"]["python"],
+        ),
+        (f"this plugin's ({env['our_plugin']['python']['version']})", env["our_plugin"]["python"]),
+    ):
+        same = [k for k, v in cpythons.items() if v == info["executable"]]
+        if same:  # one CPython for both (forky): measured once
+            cpythons[f"{same[0]} = {label}"] = cpythons.pop(same[0])
+        else:
+            cpythons[label] = info["executable"]
+    meta: dict[str, Any] = {
+        "argv": sys.argv[1:],
+        "repetitions": rounds,
+        "seconds": seconds,
+        "files": files,
+        "configurations": [asdict(c) | {"plugin": str(c.plugin)} for c in configs],
+        "cpythons": {label: python_info(executable) for label, executable in cpythons.items()},
+    }
+    folder = RESULTS / (env["name"] + ("-quick" if quick else ""))
+    progress(f"{env['name']}: {env['orthanc']}; results to {folder}")
     started = time.monotonic()
-    results: list[Measurement] = []
-    memory: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="opm-bench-") as folder:
-        work = Path(folder)
-        if "cpu" in scenarios:
-            results += bench_http(
-                "cpu-bound route",
+    results = Results()
+    steps: dict[str, list[Callable[[Path], None]]] = {
+        "loop": [partial(bench_loop, configs, cpythons, rounds, results=results)],
+        "cpu": [
+            partial(
+                bench_http,
+                [("cpu-bound route", "/bench/cpu", [1, 2, 4, 8])],
                 CPU_SCRIPT,
-                "/bench/cpu",
+                configs,
+                seconds,
+                rounds,
+                results=results,
+            )
+        ],
+        "trivial": [
+            partial(
+                bench_http,
+                [
+                    ("trivial route", "/bench/ok", [1, 8, 32]),
+                    ("built-in /system", "/system", [1, 8, 32]),
+                ],
+                TRIVIAL_SCRIPT,
+                configs,
+                seconds,
+                rounds,
+                results=results,
+            )
+        ],
+        "storage": [
+            partial(
+                bench_storage, scenario, script, configs, [1, 2, 4], files, rounds, results=results
+            )  # fmt: skip
+            for scenario, script in (
+                ("storage area (zlib 9 + SHA-256)", STORAGE_SCRIPT),
+                ("storage area (pure-Python checksum)", PYTHON_STORAGE_SCRIPT),
+            )
+        ],
+        "memory": [
+            partial(
+                bench_memory,
                 configs,
                 [1, 2, 4, 8],
-                seconds,
-                repetitions,
-                work,
+                20_000 if quick else 100_000,
+                100 if quick else 400,
+                rounds,
+                results=results,
             )
-        if "trivial" in scenarios:
-            results += bench_http(
-                "trivial route",
-                TRIVIAL_SCRIPT,
-                "/bench/ok",
-                configs,
-                [1, 8, 32],
-                seconds,
-                repetitions,
-                work,
-            )
-            results += bench_http(
-                "built-in /system",
-                TRIVIAL_SCRIPT,
-                "/system",
-                configs[:1],
-                [1, 8, 32],
-                seconds,
-                repetitions,
-                work,
-            )
-        if "storage" in scenarios:
-            files = 20 if args.quick else 48
-            results += bench_storage(
-                "storage area (zlib 9 + SHA-256)", STORAGE_SCRIPT, configs, [1, 2, 4], files, work
-            )
-            results += bench_storage(
-                "storage area (pure-Python checksum)",
-                PYTHON_STORAGE_SCRIPT,
-                configs,
-                [1, 2, 4],
-                files,
-                work,
-            )
-        if "memory" in scenarios:
-            memory = bench_memory(configs, [1, 2, 4, 8], 20_000 if args.quick else 100_000, work)
-    RESULTS.mkdir(exist_ok=True)
-    table = markdown(results)
-    if memory:
-        table += "\n\n" + memory_markdown(memory)
-    report = {
-        "machine": machine(),
-        "results": [asdict(m) for m in results],
-        "memory": memory,
-        "elapsed_s": round(time.monotonic() - started, 1),
+        ],
     }
-    (RESULTS / "results.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "results.md").write_text(table + "\n")
-    plotter = os.environ.get("OPM_PLOT_PYTHON")
-    if plotter:
-        # matplotlib brings numpy and Pillow, which must stay out of the plugin's
-        # environment (they cannot load in sub-interpreters): plot from another one.
-        subprocess.run(
-            [plotter, str(Path(__file__).with_name("plot.py")), str(RESULTS / "results.json")],
-            check=True,
-            timeout=300,
-        )
+    aborted = []
+    with tempfile.TemporaryDirectory(prefix="opm-bench-") as temporary:
+        for name in scenarios:
+            for step in steps[name]:
+                try:
+                    step(Path(temporary))
+                except Exception as failure:  # noqa: BLE001 - the other scenarios still run
+                    aborted.append(name)
+                    message = f"{type(failure).__name__}: {failure}"
+                    results.note(f"scenario {name} aborted: {message[:3000]}")
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    env["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    shutil.rmtree(folder, ignore_errors=True)  # no plots left from an earlier run
+    folder.mkdir(parents=True)
+    report = {
+        "environment": env,
+        "run": meta,
+        "notes": results.notes,
+        "measurements": [
+            {
+                "scenario": m.scenario,
+                "unit": m.unit,
+                "concurrency": m.concurrency,
+                "configuration": m.configuration,
+                **m.summary(),
+                "runs": [asdict(run) for run in m.runs],
+            }
+            for m in results.measurements.values()
+        ],
+    }
+    (folder / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(results, env, [c.name for c in configs], meta)
+    (folder / "results.md").write_text(table)
+    plot(folder)
     print(table)
-    progress(f"done in {report['elapsed_s']} s; results in {RESULTS}")
-    return 0
+    progress(f"done in {meta['elapsed_s']} s; results in {folder}")
+    return 1 if aborted else 0
 
 
 if __name__ == "__main__":
