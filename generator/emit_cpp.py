@@ -200,5 +200,26 @@ def emit_cpp(model: Model) -> str:
         out.append(emit_function(fn))
     for entry in model.handwritten:
         out.append(_call_binder(entry))
+    out.append(_emit_newer(model))
     out.append("}\n\n}  // namespace opm\n")
+    return "".join(out)
+
+
+def _emit_newer(model: Model) -> str:
+    """__getattr__ of the module (PEP 562) and of classes: a function of a newer SDK
+    raises AttributeError naming the Orthanc version that has it."""
+    classes = {cls.py_name: cls for cls in model.classes}
+    groups: dict[str, list[str]] = {}
+    for newer in model.newer:
+        if newer.owner and newer.owner not in classes:
+            continue  # the class itself is missing: Python's own error names it
+        groups.setdefault(newer.owner, []).append(f'{{"{newer.py_name}", "{newer.since_sdk}"}}')
+    out = []
+    for owner, entries in sorted(groups.items()):
+        target = _class_var(classes[owner]) if owner else "m_module"
+        scope = f"orthanc.{owner}" if owner else "orthanc"
+        out.append(
+            f'    newer_sdk_attributes({target}, "{scope}", "{model.sdk_version}",\n'
+            f"                         {{{', '.join(entries)}}});\n"
+        )
     return "".join(out)

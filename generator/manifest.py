@@ -36,6 +36,8 @@ class Manifest:
     # C name -> first SDK version that has it, for the functions the manifest
     # cites that are newer than the oldest supported header (1.10.1).
     since_sdk: dict[str, str] = field(default_factory=dict)
+    # C name -> class Python name, for the functions of since_sdk that are methods.
+    newer_methods: dict[str, str] = field(default_factory=dict)
 
     def covered(self) -> set[str]:
         return {name for entry in self.handwritten for name in entry.covers}
@@ -56,7 +58,7 @@ class Manifest:
         """
         cited = [name for entry in self.handwritten for name in entry.covers]
         cited += list(self.unsupported)
-        cited_set = set(cited) | self.nullable_results
+        cited_set = set(cited) | self.nullable_results | set(self.since_sdk)
         undated = sorted(n for n in cited_set - sdk_functions if n not in self.since_sdk)
         if undated:
             raise ValueError(f"manifest cites functions the SDK header lacks: {undated}")
@@ -93,6 +95,7 @@ class Manifest:
             self.not_answering,
             frozenset(n for n in self.nullable_results if self.in_header(n, header_version)),
             self.since_sdk,
+            self.newer_methods,
         )
 
 
@@ -116,4 +119,5 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
         {cls: tuple(names) for cls, names in data.get("not_answering", {}).items()},
         frozenset(data.get("nullable_results", {}).get("functions", [])),
         dict(data.get("since_sdk", {})),
+        dict(data.get("newer_methods", {})),
     )

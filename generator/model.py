@@ -15,6 +15,7 @@ from .raw import RawFunction, RawHeader, RawParam
 
 PREFIX = "OrthancPlugin"
 CONTEXT = "OrthancPluginContext *"
+CONTEXTS = (CONTEXT, "const " + CONTEXT)  # the version checks take a const one
 INTEGER_TYPES = {"int", "int32_t", "uint8_t", "uint16_t", "uint32_t", "int64_t", "uint64_t"}
 FLOAT_TYPES = {"float"}
 OUTPUT_TYPES = {
@@ -101,6 +102,15 @@ class Unwrapped:
 
 
 @dataclass(frozen=True)
+class Newer:
+    """A function of a newer SDK than the header: calling it raises a clear error."""
+
+    py_name: str
+    owner: str  # class Python name, "" for a module function
+    since_sdk: str
+
+
+@dataclass(frozen=True)
 class Model:
     sdk_version: str
     enums: tuple[Enum, ...]
@@ -109,6 +119,7 @@ class Model:
     handwritten: tuple[Handwritten, ...]
     unwrapped: tuple[Unwrapped, ...]
     sdk_functions: int  # M: every SDK function of the header
+    newer: tuple[Newer, ...]  # wrapped with a newer SDK, absent from this header
 
     @property
     def wrapped_count(self) -> int:
@@ -283,12 +294,22 @@ def _classify_result(fn: RawFunction, ctx: _Context, outputs: list[str]) -> tupl
     raise UnsupportedError(f"result type {result}")
 
 
+def method_name(c_name: str, owner: str) -> str:
+    """A method's Python name: the SDK name less the prefix and, as the existing
+    plugin names them, less its class's name when it starts with it
+    (OrthancPluginFindMatcherIsMatch -> FindMatcher.IsMatch)."""
+    name = py_name(c_name)
+    if owner and name.startswith(owner) and len(name) > len(owner):
+        return name[len(owner) :]
+    return name
+
+
 def _classify(fn: RawFunction, ctx: _Context) -> Function:
     outputs, owner, params, c_args = _classify_params(fn, ctx)
     returns, target, checks_error = _classify_result(fn, ctx, outputs)
     return Function(
         c_name=fn.name,
-        py_name=py_name(fn.name),
+        py_name=method_name(fn.name, py_name(owner) if owner else ""),
         owner=py_name(owner) if owner else "",
         owner_c_type=owner,
         params=tuple(params),
@@ -307,9 +328,10 @@ def _classify(fn: RawFunction, ctx: _Context) -> Function:
 
 def build_model(header: RawHeader, manifest: Manifest) -> Model:
     """Applies the rules to every SDK function of `header`; see the module docstring."""
-    sdk = [f for f in header.functions if f.params and f.params[0].type == CONTEXT]
+    sdk = [f for f in header.functions if f.params and f.params[0].type in CONTEXTS]
     names = {f.name for f in sdk}
     manifest.check_against(names, header.version)
+    newer = _newer_functions(manifest, header.version, names)
     manifest = manifest.for_header(header.version)
 
     handles = set(header.opaque_types)
@@ -372,7 +394,27 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
         handwritten=tuple(manifest.handwritten),
         unwrapped=tuple(sorted(unwrapped, key=lambda u: u.c_name)),
         sdk_functions=len(sdk),
+        newer=newer,
     )
+
+
+def _newer_functions(
+    manifest: Manifest, version: tuple[int, ...], names: set[str]
+) -> tuple[Newer, ...]:
+    """The Python names of the wrapped functions that newer SDKs than `version` add."""
+    unwrapped = set(manifest.unsupported)
+    handwritten = {c: h for h in manifest.handwritten for c in h.covers}
+    result = []
+    for c_name, since in manifest.since_sdk.items():
+        if c_name in names or c_name in unwrapped or c_name.startswith(PREFIX + "Free"):
+            continue
+        if c_name in handwritten:
+            entry = handwritten[c_name]
+            result.append(Newer(entry.py_name, entry.owner, since))
+        else:
+            owner = manifest.newer_methods.get(c_name, "")
+            result.append(Newer(method_name(c_name, owner), owner, since))
+    return tuple(sorted(result, key=lambda n: (n.owner, n.py_name)))
 
 
 def model_from_json(data: dict[str, Any]) -> Model:
@@ -407,4 +449,5 @@ def model_from_json(data: dict[str, Any]) -> Model:
         ),
         unwrapped=tuple(Unwrapped(**u) for u in data["unwrapped"]),
         sdk_functions=data["sdk_functions"],
+        newer=tuple(Newer(**n) for n in data["newer"]),
     )

@@ -3,6 +3,9 @@
 #include "interpreter_pool.h"
 #include "sdk.h"
 
+#include <string>
+#include <vector>
+
 namespace opm {
 
 namespace {
@@ -30,6 +33,33 @@ void raise_orthanc_exception(OrthancPluginErrorCode code, const char* descriptio
                                      description ? description : "Unknown error");
     PyErr_SetObject(orthanc_exception_type().ptr(), args.ptr());
     throw py::error_already_set();
+}
+
+void newer_sdk_attributes(py::object target, const char* scope, const char* sdk,
+                          std::initializer_list<std::pair<const char*, const char*>> names) {
+    std::vector<std::pair<std::string, std::string>> known(names.begin(), names.end());
+    auto raise = [known, scope = std::string(scope), sdk = std::string(sdk)](
+                     const std::string& name, const std::string& otherwise) {
+        for (const auto& [python_name, since] : known) {
+            if (python_name == name)
+                throw py::attribute_error(scope + "." + name + " needs Orthanc " + since +
+                                          " or newer: this plugin was built with the Orthanc "
+                                          "SDK " + sdk);
+        }
+        throw py::attribute_error(otherwise);
+    };
+    if (py::isinstance<py::module_>(target)) {
+        target.attr("__getattr__") = py::cpp_function([raise](const std::string& name) {
+            raise(name, "module 'orthanc' has no attribute '" + name + "'");
+        });
+    } else {
+        const std::string type_name = py::str(target.attr("__name__"));
+        target.attr("__getattr__") = py::cpp_function(
+            [raise, type_name](py::handle, const std::string& name) {
+                raise(name, "'" + type_name + "' object has no attribute '" + name + "'");
+            },
+            py::is_method(target));
+    }
 }
 
 std::string format_exception(const py::error_already_set& error) {

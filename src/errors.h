@@ -5,7 +5,9 @@
 
 #include <orthanc/OrthancCPlugin.h>
 
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 namespace opm {
 
@@ -24,6 +26,13 @@ void bind_errors(py::module_& module);
 inline void check_sdk(OrthancPluginErrorCode code) {
     if (code != OrthancPluginErrorCode_Success) raise_orthanc_exception(code);
 }
+
+/// Installs __getattr__ on a module (PEP 562) or a class so that using one of
+/// `names` (Python name, first SDK version) raises AttributeError naming the Orthanc
+/// version that has it, since the SDK `sdk` the plugin was built with lacks it.
+/// Other missing names raise Python's usual AttributeError. GIL held.
+void newer_sdk_attributes(py::object target, const char* scope, const char* sdk,
+                          std::initializer_list<std::pair<const char*, const char*>> names);
 
 /// The traceback of `error` as Python prints it. Call in the interpreter that
 /// raised it, with its GIL held.

@@ -191,6 +191,26 @@ def test_manifest_entries_newer_than_the_header_do_not_apply(model: BuildModel) 
         model(_versioned("1.12.7", NEW_FUNCTION), manifest)
 
 
+def test_functions_of_newer_sdks_raise_a_clear_attribute_error(model: BuildModel) -> None:
+    manifest = Manifest(since_sdk={"OrthancPluginRegisterNew": "1.12.8"})
+    old = model(_versioned("1.10.1"), manifest)
+    assert [(n.py_name, n.owner, n.since_sdk) for n in old.newer] == [("RegisterNew", "", "1.12.8")]
+    assert (
+        'newer_sdk_attributes(m_module, "orthanc", "1.10.1",\n'
+        '                         {{"RegisterNew", "1.12.8"}});' in emit_cpp(old)
+    )
+    # Listed as unsupported, or present in the header: nothing to announce.
+    simple = (
+        "static inline void OrthancPluginRegisterNew(OrthancPluginContext* c, const char* t) {}"
+    )
+    assert model(_versioned("1.12.8", simple), manifest).newer == ()
+    unsupported = Manifest(
+        since_sdk={"OrthancPluginRegisterNew": "1.12.8"},
+        unsupported={"OrthancPluginRegisterNew": "later"},
+    )
+    assert model(_versioned("1.10.1"), unsupported).newer == ()
+
+
 def test_since_sdk_annotation_is_read(parse: ParseHeader) -> None:
     header = parse(
         """

@@ -28,7 +28,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 # Raise a floor when coverage grows; a drop fails the test. Keyed by the header's
 # SDK version (ORTHANC_PLUGINS_MINIMAL_*_NUMBER: Debian 13's 1.12.7 says 1.12.6).
-MINIMUM_WRAPPED = {"1.10.1": 158, "1.12.6": 168, "1.13.0": 181}
+MINIMUM_WRAPPED = {"1.10.1": 158, "1.12.6": 168, "1.13.0": 189}
 
 
 def _include_dirs() -> list[Path]:
@@ -74,6 +74,27 @@ def test_manifest_versions_match_the_header_annotations(sdk_header: RawHeader) -
         assert parse_version(since) <= sdk_header.version, name
         if present[name]:  # headers from SDK 1.12.9 on carry the annotation
             assert present[name] == since, name
+
+
+OLDEST_SUPPORTED = (1, 10, 1)
+
+
+def test_manifest_dates_every_function_newer_than_the_oldest_header(
+    sdk_header: RawHeader, sdk_model: Model
+) -> None:
+    """Where the header annotates its functions, [since_sdk] lists every one newer
+    than 1.10.1, and [newer_methods] says which are methods of which class."""
+    manifest = load_manifest()
+    annotated = {f.name: f.since_sdk for f in sdk_header.functions if f.since_sdk}
+    if not annotated:
+        assert sdk_header.version < (1, 12, 9)  # annotations came with SDK 1.12.9
+        return
+    newer = {n: v for n, v in annotated.items() if parse_version(v) > OLDEST_SUPPORTED}
+    assert {n: v for n, v in manifest.since_sdk.items() if n in annotated} == newer
+    owners = {f.c_name: f.owner for f in sdk_model.functions}
+    owners |= {c: h.owner for h in sdk_model.handwritten for c in h.covers}
+    methods = {n: o for n, o in owners.items() if n in newer and o}
+    assert manifest.newer_methods == methods
 
 
 # Names that scripts written for the existing plugin use (its documentation and samples).

@@ -1,0 +1,176 @@
+// Key-value stores, queues and the stable status (SDK 1.12.8 and later), and the
+// version checks: hand-written because their C outputs ("found" flags next to a
+// buffer, a "done" flag) take the Python shapes of the existing plugin 7.1.
+//
+// The stores and queues live in Orthanc's database, so they are the state that
+// every interpreter sees: module globals are per interpreter, these are not.
+
+#include "interpreter_pool.h"
+#include "orthanc_handwritten.h"
+
+#include <string>
+
+namespace opm {
+
+void bind_check_version(py::module_& m) {
+    m.def(
+        "CheckVersion",
+        []() { return OrthancPluginCheckVersion(context()); },
+        "1 if the running Orthanc is at least the SDK version the plugin was built with, else 0.");
+}
+
+void bind_check_version_advanced(py::module_& m) {
+    m.def(
+        "CheckVersionAdvanced",
+        [](int32_t major, int32_t minor, int32_t revision) {
+            return OrthancPluginCheckVersionAdvanced(context(), major, minor, revision);
+        },
+        py::arg("expectedMajor"), py::arg("expectedMinor"), py::arg("expectedRevision"),
+        "1 if the running Orthanc is at least the given version, else 0.");
+}
+
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
+
+namespace {
+
+/// bytes, or None when `found` is 0.
+py::object found_or_none(uint8_t found, const memory_buffer& buffer) {
+    if (!found) return py::none();
+    return buffer.bytes();
+}
+
+}  // namespace
+
+void bind_get_key_value(py::module_& m) {
+    m.def(
+        "GetKeyValue",
+        [](const std::string& store_id, const std::string& key) -> py::object {
+            uint8_t found = 0;
+            memory_buffer value;
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                code = OrthancPluginGetKeyValue(context(), &found, value.get(), store_id.c_str(),
+                                                key.c_str());
+            }
+            check_sdk(code);
+            return found_or_none(found, value);
+        },
+        py::arg("storeId"), py::arg("key"),
+        "The value of key in the key-value store storeId, or None when there is none.");
+}
+
+void bind_dequeue_value(py::module_& m) {
+    m.def(
+        "DequeueValue",
+        [](const std::string& queue_id, int origin) -> py::object {
+            uint8_t found = 0;
+            memory_buffer value;
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                // Deprecated since 1.12.10 in favour of Reserve/Acknowledge; scripts still call it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+                code = OrthancPluginDequeueValue(context(), &found, value.get(), queue_id.c_str(),
+                                                 static_cast<OrthancPluginQueueOrigin>(origin));
+#pragma GCC diagnostic pop
+            }
+            check_sdk(code);
+            return found_or_none(found, value);
+        },
+        py::arg("queueId"), py::arg("origin"),
+        "Removes and returns the value at the origin (QueueOrigin) of the queue, or None when "
+        "the queue is empty.");
+}
+
+void bind_get_queue_size(py::module_& m) {
+    m.def(
+        "GetQueueSize",
+        [](const std::string& queue_id) {
+            uint64_t size = 0;
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                code = OrthancPluginGetQueueSize(context(), queue_id.c_str(), &size);
+            }
+            check_sdk(code);
+            return size;
+        },
+        py::arg("queueId"), "The number of values in the queue.");
+}
+
+void bind_keys_values_iterator_next(
+    py::class_<handle<OrthancPluginKeysValuesIterator>>& cls) {
+    cls.def(
+        "Next",
+        [](handle<OrthancPluginKeysValuesIterator>& self) {
+            OrthancPluginKeysValuesIterator* iterator = self.get();
+            uint8_t has_value = 0;
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                code = OrthancPluginKeysValuesIteratorNext(context(), &has_value, iterator);
+            }
+            check_sdk(code);
+            // The SDK calls the flag "done", but Orthanc sets it while a pair was read,
+            // and the existing plugin returns it as it is: `while it.Next(): ...`.
+            return has_value != 0;
+        },
+        "Moves to the next pair; True while there is one (then GetKey() and GetValue() read "
+        "it), False at the end.");
+}
+
+#endif
+
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 9)
+
+void bind_set_stable_status(py::module_& m) {
+    m.def(
+        "SetStableStatus",
+        [](const std::string& resource_id, int status) {
+            uint8_t changed = 0;
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                code = OrthancPluginSetStableStatus(context(), &changed, resource_id.c_str(),
+                                                    static_cast<OrthancPluginStableStatus>(status));
+            }
+            // The existing plugin's shape: (error code, whether the status changed).
+            return py::make_tuple(static_cast<int>(code), static_cast<int>(changed));
+        },
+        py::arg("resourceId"), py::arg("stableStatus"),
+        "Sets the stable status (StableStatus) of a resource; returns (error code, 1 if the "
+        "status changed else 0).");
+}
+
+#endif
+
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
+
+void bind_reserve_queue_value(py::module_& m) {
+    m.def(
+        "ReserveQueueValue",
+        [](const std::string& queue_id, int origin, uint32_t release_timeout) -> py::tuple {
+            uint8_t found = 0;
+            uint64_t value_id = 0;
+            memory_buffer value;
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                code = OrthancPluginReserveQueueValue(
+                    context(), &found, value.get(), &value_id, queue_id.c_str(),
+                    static_cast<OrthancPluginQueueOrigin>(origin), release_timeout);
+            }
+            check_sdk(code);
+            if (!found) return py::make_tuple(py::none(), py::none());
+            return py::make_tuple(value.bytes(), value_id);
+        },
+        py::arg("queueId"), py::arg("origin"), py::arg("releaseTimeout"),
+        "Reserves the value at the origin of the queue for releaseTimeout seconds: (value, "
+        "valueId) to pass to AcknowledgeQueueValue once handled, or (None, None) when empty.");
+}
+
+#endif
+
+}  // namespace opm
