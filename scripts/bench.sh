@@ -15,32 +15,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--forky" ]; then
-  # Like scripts/in-forky.sh, but on a copy of its own (/opt/orthanc-python-multi-bench,
-  # with its own .venv and build/) and in a private mount namespace: a test run of
-  # in-forky.sh at the same time rebuilds /opt/orthanc-python-multi and unmounts
-  # /proc, /sys and /dev when it ends, which must not hit a 15-minute benchmark.
+  # Through scripts/in-forky.sh, on a copy of its own (its own .venv and build/),
+  # so that a test run in the root at the same time cannot rebuild under it.
   shift
   name=forky
   for arg in "$@"; do
     [ "$arg" = "--quick" ] && name=forky-quick
   done
   root=$(bash scripts/forky-root.sh)
-  copy=/opt/orthanc-python-multi-bench
-  mkdir -p "$root$copy"
-  git ls-files -z --cached --others --exclude-standard |
-    xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
-    tar --null -T - -cf - | tar -xf - -C "$root$copy"
+  copy=/opt/opm-bench
   rm -rf "$root$copy/perf/results/$name"
-  cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
   status=0
-  # The mounts live and die with the namespace: nothing to unmount afterwards.
-  unshare --mount --propagation private bash -c '
-    set -e
-    for fs in proc sys dev; do mount --rbind "/$fs" "$0/$fs"; done
-    exec chroot "$0" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 OPM_ENVIRONMENT=forky \
-      bash -c "cd \"\$0\" && exec bash scripts/bench.sh \"\$@\"" "$1" "${@:2}"
-  ' "$root" "$copy" "$@" || status=$?
+  OPM_FORKY_COPY=$copy bash scripts/in-forky.sh bash scripts/bench.sh "$@" || status=$?
   if [ -d "$root$copy/perf/results/$name" ]; then
     mkdir -p perf/results
     rm -rf "perf/results/$name"

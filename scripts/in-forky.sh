@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command on a copy of this checkout inside the Debian forky root of
 # scripts/forky-root.sh (Orthanc 1.13, CPython 3.14, the existing plugin 7.1),
-# with /proc, /sys and /dev mounted for the command's duration only.
+# with /proc, /sys and /dev mounted for the command's duration only, in a mount
+# namespace of its own.
 #
 #   scripts/in-forky.sh bash scripts/test-here.sh -q
 #   OPM_SDK_HEADERS=/usr/include scripts/in-forky.sh ...   (SDK headers to test there too)
@@ -12,7 +13,8 @@
 set -euo pipefail
 checkout=$(cd "$(dirname "$0")/.." && pwd)
 root=$(bash "$checkout/scripts/forky-root.sh")
-# One copy per checkout, so that two checkouts (worktrees) never share a build.
+# One copy per checkout, so that two checkouts (worktrees) never share a build;
+# OPM_FORKY_COPY names another (a path inside the root).
 copy=${OPM_FORKY_COPY:-/opt/opm-$(basename "$checkout")}
 
 # The tracked and untracked-but-not-ignored files, as they are in the work tree.
@@ -36,24 +38,17 @@ for folder in "${outer_headers[@]}"; do
 done
 inner_list=$(IFS=:; echo "${inner_headers[*]}")
 
-mounted=()
-unmount_all() {
-  local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-    umount -R "${mounted[i]}" 2>/dev/null || umount -R -l "${mounted[i]}" || true
-  done
-}
-trap unmount_all EXIT
-for fs in proc sys dev; do
-  if ! mountpoint -q "$root/$fs"; then
-    mount --rbind "/$fs" "$root/$fs"
-    mount --make-rslave "$root/$fs"
-    mounted+=("$root/$fs")
-  fi
-done
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 
-# A clean environment: the host's Python and pip settings are not the root's.
-chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 CI="${CI:-}" PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
-  OPM_ENVIRONMENT=forky OPM_SDK_HEADERS="$inner_list" bash -c 'cd "$0" && exec "$@"' "$copy" "$@"
+# /proc, /sys and /dev are mounted in a private mount namespace: they live and die
+# with this command, and another run at the same time keeps its own.
+exec unshare --mount --propagation private bash -c '
+  set -e
+  root=$1 copy=$2 headers=$3
+  shift 3
+  for fs in proc sys dev; do mount --rbind "/$fs" "$root/$fs"; done
+  # A clean environment: the Python and pip settings of this machine are not the root ones.
+  exec chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 CI="${CI:-}" PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
+    OPM_ENVIRONMENT=forky OPM_SDK_HEADERS="$headers" bash -c '"'"'cd "$0" && exec "$@"'"'"' "$copy" "$@"
+' in-forky "$root" "$copy" "$inner_list" "$@"

@@ -1,4 +1,5 @@
-// DICOM SCP callbacks: C-FIND, worklists and C-MOVE.
+// DICOM SCP callbacks: C-FIND, worklists, C-MOVE and storage commitment, in their
+// first form (AE titles) and, from SDK 1.12.10, with the DICOM connection.
 
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
@@ -189,6 +190,87 @@ void add_move(const char* function, py::object callbacks) {
                                                     on_move_apply, on_move_free));
 }
 
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
+
+// The "...2" SCP callbacks of SDK 1.12.10: Orthanc passes the DICOM connection
+// (a DicomConnection, borrowed for the call) instead of the AE titles.
+
+callback_list g_find2;
+callback_list g_worklist2;
+callback_list g_move3;  ///< (create, getMoveSize, applyMove, freeMove) per interpreter
+callback_list g_commitment2;  ///< (factory, lookup) per interpreter
+
+OrthancPluginErrorCode on_find2(OrthancPluginFindAnswers* answers,
+                                const OrthancPluginFindQuery* query,
+                                const OrthancPluginDicomConnection* connection) {
+    const size_t index = g_find2.pick();
+    return call_in(index, "the C-FIND callback", OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginFindAnswers> py_answers(answers);
+        borrowed<OrthancPluginFindQuery> py_query(query);
+        borrowed<OrthancPluginDicomConnection> py_connection(connection);
+        for (const py::object& callback : g_find2.of(index))
+            callback(py_answers.object(), py_query.object(), py_connection.object());
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+OrthancPluginErrorCode on_worklist2(OrthancPluginWorklistAnswers* answers,
+                                    const OrthancPluginWorklistQuery* query,
+                                    const OrthancPluginDicomConnection* connection) {
+    const size_t index = g_worklist2.pick();
+    return call_in(index, "the worklist callback", OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginWorklistAnswers> py_answers(answers);
+        borrowed<OrthancPluginWorklistQuery> py_query(query);
+        borrowed<OrthancPluginDicomConnection> py_connection(connection);
+        for (const py::object& callback : g_worklist2.of(index))
+            callback(py_answers.object(), py_query.object(), py_connection.object());
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+void* on_move3(OrthancPluginResourceType level, const char* patient_id,
+               const char* accession_number, const char* study_uid, const char* series_uid,
+               const char* sop_uid, const OrthancPluginDicomConnection* connection,
+               const char* target_aet, uint16_t originator_id) {
+    const size_t index = g_move3.pick();
+    return call_in(index, "the C-MOVE callback", static_cast<void*>(nullptr), [&]() -> void* {
+        py::dict kwargs;
+        kwargs["Level"] = level_name(level);
+        kwargs["PatientID"] = decode_text(patient_id);
+        kwargs["AccessionNumber"] = decode_text(accession_number);
+        kwargs["StudyInstanceUID"] = decode_text(study_uid);
+        kwargs["SeriesInstanceUID"] = decode_text(series_uid);
+        kwargs["SOPInstanceUID"] = decode_text(sop_uid);
+        kwargs["TargetAET"] = decode_text(target_aet);
+        kwargs["OriginatorID"] = originator_id;
+        borrowed<OrthancPluginDicomConnection> py_connection(connection);
+        py::object callbacks = g_move3.of(index).back();
+        py::object driver = callbacks[py::int_(0)](py_connection.object(), **kwargs);
+        return new move_driver{index, callbacks, driver};
+    });
+}
+
+OrthancPluginErrorCode on_commitment_factory2(void** handler, const char* job_id,
+                                              const char* transaction_uid,
+                                              const char* const* sop_class_uids,
+                                              const char* const* sop_instance_uids,
+                                              uint32_t count,
+                                              const OrthancPluginDicomConnection* connection) {
+    const size_t index = g_commitment2.pick();
+    return call_in(index, "the storage commitment factory", OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginDicomConnection> py_connection(connection);
+        py::object callbacks = g_commitment2.of(index).back();
+        py::object data = callbacks[py::int_(0)](
+            decode_text(job_id), decode_text(transaction_uid),
+            string_list(sop_class_uids, count), string_list(sop_instance_uids, count),
+            py_connection.object());
+        *handler = new commitment_handler{index, callbacks[py::int_(1)], data};
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+#endif
+
 }  // namespace
 
 void bind_register_find_callback(py::module_& m) {
@@ -252,5 +334,61 @@ void bind_register_storage_commitment_scp_callback(py::module_& m) {
         "sopInstanceUid, data) -> StorageCommitmentFailureReason for each instance, in the "
         "interpreter that ran the factory.");
 }
+
+
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
+
+void bind_register_find_callback2(py::module_& m) {
+    m.def(
+        "RegisterFindCallback2",
+        [](py::function callback) {
+            if (g_find2.add("RegisterFindCallback2", std::move(callback)))
+                check_sdk(OrthancPluginRegisterFindCallback2(context(), on_find2));
+        },
+        py::arg("callback"), "Registers callback(answers, query, connection) for C-FIND requests.");
+}
+
+void bind_register_worklist_callback2(py::module_& m) {
+    m.def(
+        "RegisterWorklistCallback2",
+        [](py::function callback) {
+            if (g_worklist2.add("RegisterWorklistCallback2", std::move(callback)))
+                check_sdk(OrthancPluginRegisterWorklistCallback2(context(), on_worklist2));
+        },
+        py::arg("callback"), "Registers callback(answers, query, connection) for worklist requests.");
+}
+
+void bind_register_move_callback3(py::module_& m) {
+    m.def(
+        "RegisterMoveCallback3",
+        [](py::function create, py::function get_move_size, py::function apply_move,
+           py::function free_move) {
+            if (g_move3.add("RegisterMoveCallback3",
+                            py::make_tuple(create, get_move_size, apply_move, free_move)))
+                check_sdk(OrthancPluginRegisterMoveCallback2(context(), on_move3, on_move_size,
+                                                             on_move_apply, on_move_free));
+        },
+        py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
+        "Registers a C-MOVE driver: create(connection, **request) -> driver, then as in "
+        "RegisterMoveCallback2; all steps of one move run in the interpreter that created it.");
+}
+
+void bind_register_storage_commitment_scp_callback2(py::module_& m) {
+    m.def(
+        "RegisterStorageCommitmentScpCallback2",
+        [](py::function factory, py::function lookup) {
+            if (g_commitment2.add("RegisterStorageCommitmentScpCallback2",
+                                  py::make_tuple(factory, lookup)))
+                check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback2(
+                    context(), on_commitment_factory2, on_commitment_destructor,
+                    on_commitment_lookup));
+        },
+        py::arg("factory"), py::arg("lookup"),
+        "Registers the storage commitment SCP: factory(jobId, transactionUid, sopClassUids, "
+        "sopInstanceUids, connection) -> data, then lookup(sopClassUid, sopInstanceUid, data) "
+        "as in RegisterStorageCommitmentScpCallback.");
+}
+
+#endif
 
 }  // namespace opm
