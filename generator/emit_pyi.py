@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .model import Function, Model, Param
+from .model import Function, Model, Param, sdk_alias
 
 _PARAM_TYPES = {
     "str": "str",
@@ -88,8 +88,13 @@ def _function(fn: Function, indent: str) -> str:
     if fn.owner:
         params.insert(0, "self")
     doc = _docstring(fn.doc, indent + "    ")
-    signature = f"{indent}def {fn.py_name}({', '.join(params)}) -> {_result(fn)}:"
-    return f"{signature}\n{doc}{indent}    ...\n" if doc else f"{signature} ...\n"
+    text = ""
+    for name in (fn.py_name, sdk_alias(fn)):
+        if not name:
+            continue
+        signature = f"{indent}def {name}({', '.join(params)}) -> {_result(fn)}:"
+        text += f"{signature}\n{doc}{indent}    ...\n" if doc else f"{signature} ...\n"
+    return text
 
 
 def emit_pyi(model: Model) -> str:

@@ -81,14 +81,16 @@ class Manifest:
     def for_header(self, header_version: Version) -> Manifest:
         """The entries that apply to a header of `header_version`.
 
-        A hand-written binding applies when every function it covers is in that
-        header; an unsupported entry when its function is.
+        A hand-written binding applies when a function it covers is in that header
+        (CreateJob covers CreateJob2 too, where the header has it); an unsupported
+        entry when its function is.
         """
         return Manifest(
             [
                 entry
                 for entry in self.handwritten
-                if all(self.in_header(name, header_version) for name in entry.covers)
+                if not entry.covers
+                or any(self.in_header(name, header_version) for name in entry.covers)
             ],
             {n: r for n, r in self.unsupported.items() if self.in_header(n, header_version)},
             self.class_docs,

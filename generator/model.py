@@ -304,6 +304,14 @@ def method_name(c_name: str, owner: str) -> str:
     return name
 
 
+def sdk_alias(fn: Function) -> str:
+    """The other name of a method that method_name() shortened: the existing plugin
+    4.x used the SDK's full name (FindMatcher.FindMatcherIsMatch), 7.x the short
+    one; scripts of both work. "" when there is none."""
+    full = py_name(fn.c_name)
+    return full if fn.owner and full != fn.py_name else ""
+
+
 def _classify(fn: RawFunction, ctx: _Context) -> Function:
     outputs, owner, params, c_args = _classify_params(fn, ctx)
     returns, target, checks_error = _classify_result(fn, ctx, outputs)

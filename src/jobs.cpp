@@ -3,6 +3,8 @@
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
 
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -71,6 +73,33 @@ const char* job_serialized(void* raw) {
     });
     return serializable ? job->serialized.c_str() : nullptr;
 }
+
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 11, 3)
+
+/// Copies `text` into a buffer that Orthanc allocates and then owns.
+OrthancPluginErrorCode fill_buffer(OrthancPluginMemoryBuffer* target, const std::string& text) {
+    if (text.size() > UINT32_MAX) return OrthancPluginErrorCode_NotEnoughMemory;
+    const OrthancPluginErrorCode code =
+        OrthancPluginCreateMemoryBuffer(context(), target, static_cast<uint32_t>(text.size()));
+    if (code == OrthancPluginErrorCode_Success && !text.empty())
+        std::memcpy(target->data, text.data(), text.size());
+    return code;
+}
+
+// CreateJob2's callbacks (SDK 1.11.3) hand the text over in an Orthanc buffer
+// instead of a pointer that must outlive the call.
+OrthancPluginErrorCode job_content2(OrthancPluginMemoryBuffer* target, void* raw) {
+    return fill_buffer(target, job_content(raw));
+}
+
+/// 1: serialized into target; 0: the job cannot be serialized; -1: error.
+int32_t job_serialized2(OrthancPluginMemoryBuffer* target, void* raw) {
+    const char* serialized = job_serialized(raw);
+    if (serialized == nullptr) return 0;
+    return fill_buffer(target, serialized) == OrthancPluginErrorCode_Success ? 1 : -1;
+}
+
+#endif
 
 OrthancPluginJobStepStatus job_step(void* raw) {
     python_job* job = job_of(raw);
@@ -144,14 +173,21 @@ void bind_create_job(py::module_& m) {
             auto job = std::make_unique<python_job>();
             job->index = interpreter_pool::instance().current_index();
             job->object = std::move(object);
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 11, 3)
+            OrthancPluginJob* handle =
+                OrthancPluginCreateJob2(context(), job.get(), job_finalize, job_type.c_str(),
+                                        job_progress, job_content2, job_serialized2, job_step,
+                                        job_stop, job_reset);
+#else
             OrthancPluginJob* handle =
                 OrthancPluginCreateJob(context(), job.get(), job_finalize, job_type.c_str(),
                                        job_progress, job_content, job_serialized, job_step,
                                        job_stop, job_reset);
+#endif
             if (handle == nullptr) {
                 job->object = py::object();
                 raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
-                                        "OrthancPluginCreateJob returned no job");
+                                        "Orthanc created no job");
             }
             job.release();  // owned by the Orthanc job now: job_finalize deletes it
             return new_owned(handle, "OrthancPluginCreateJob");

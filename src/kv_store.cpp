@@ -8,6 +8,7 @@
 #include "interpreter_pool.h"
 #include "orthanc_handwritten.h"
 
+#include <cstring>
 #include <string>
 
 namespace opm {
@@ -27,6 +28,23 @@ void bind_check_version_advanced(py::module_& m) {
         },
         py::arg("expectedMajor"), py::arg("expectedMinor"), py::arg("expectedRevision"),
         "1 if the running Orthanc is at least the given version, else 0.");
+}
+
+void bind_create_memory_buffer(py::module_& m) {
+    m.def(
+        "CreateMemoryBuffer",
+        [](uint32_t size) {
+            memory_buffer buffer;
+            OrthancPluginErrorCode code;
+            {
+                release_gil unlocked;
+                code = OrthancPluginCreateMemoryBuffer(context(), buffer.get(), size);
+            }
+            check_sdk(code);
+            if (size > 0) std::memset(buffer.get()->data, 0, size);  // Orthanc leaves it as is
+            return buffer.bytes();
+        },
+        py::arg("size"), "size zero bytes, allocated by Orthanc as in the existing plugin 4.x.");
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)

@@ -4,7 +4,9 @@
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
 
+#include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace opm {
 
@@ -82,6 +84,92 @@ OrthancPluginErrorCode storage_remove(const char* uuid, OrthancPluginContentType
     });
 }
 
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
+
+// RegisterStorageArea3 (SDK 1.12.8), in the existing plugin 7.1's shapes: each
+// callback returns an Orthanc error code, create with the custom data that Orthanc
+// keeps with the attachment and hands back to readRange and remove.
+
+/// One entry per interpreter: (create, readRange, remove).
+callback_list g_storage3;
+
+py::object callbacks3_of(size_t index) { return g_storage3.of(index).back(); }
+
+py::bytes custom_bytes(const void* data, uint32_t size) {
+    return py::bytes(static_cast<const char*>(data), size);
+}
+
+/// The error code a callback returned (an int), as Orthanc's.
+OrthancPluginErrorCode returned_code(const py::handle& code, const char* what) {
+    if (!py::isinstance<py::int_>(code))
+        throw py::type_error(std::string(what) + " must return an int error code first");
+    return static_cast<OrthancPluginErrorCode>(code.cast<int>());
+}
+
+OrthancPluginErrorCode storage_create3(OrthancPluginMemoryBuffer* custom_data, const char* uuid,
+                                       const void* content, uint64_t size,
+                                       OrthancPluginContentType type,
+                                       OrthancPluginCompressionType compression,
+                                       const OrthancPluginDicomInstance* instance) {
+    const size_t index = g_storage3.pick();
+    const char* what = "the storage area create callback";
+    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginDicomInstance> py_instance(instance);
+        py::object answer = callbacks3_of(index)[py::int_(0)](
+            decode_text(uuid), static_cast<int>(type), static_cast<int>(compression),
+            py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)),
+            instance != nullptr ? py_instance.object() : py::none());
+        py::tuple result = answer.cast<py::tuple>();
+        if (result.size() != 2) throw py::type_error("create must return (errorCode, customData)");
+        const OrthancPluginErrorCode code = returned_code(result[0], "create");
+        if (code != OrthancPluginErrorCode_Success || result[1].is_none()) return code;
+        byte_view data(result[1]);
+        if (data.size() > UINT32_MAX) throw py::value_error("customData is larger than 4 GiB");
+        if (OrthancPluginCreateMemoryBuffer(context(), custom_data,
+                                            static_cast<uint32_t>(data.size())) !=
+            OrthancPluginErrorCode_Success)
+            throw std::runtime_error("cannot allocate the custom data");
+        if (data.size() > 0) std::memcpy(custom_data->data, data.data(), data.size());
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+OrthancPluginErrorCode storage_read_range3(OrthancPluginMemoryBuffer64* target, const char* uuid,
+                                           OrthancPluginContentType type, uint64_t start,
+                                           const void* custom_data, uint32_t custom_size) {
+    const size_t index = g_storage3.pick();
+    const char* what = "the storage area read-range callback";
+    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
+        py::object answer = callbacks3_of(index)[py::int_(1)](
+            decode_text(uuid), static_cast<int>(type), start, target->size,
+            custom_bytes(custom_data, custom_size));
+        py::tuple result = answer.cast<py::tuple>();
+        if (result.size() != 2) throw py::type_error("readRange must return (errorCode, data)");
+        const OrthancPluginErrorCode code = returned_code(result[0], "readRange");
+        if (code != OrthancPluginErrorCode_Success) return code;
+        byte_view bytes(result[1]);
+        if (bytes.size() != target->size)
+            throw py::value_error("readRange returned " + std::to_string(bytes.size()) +
+                                  " bytes instead of " + std::to_string(target->size));
+        if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+OrthancPluginErrorCode storage_remove3(const char* uuid, OrthancPluginContentType type,
+                                       const void* custom_data, uint32_t custom_size) {
+    const size_t index = g_storage3.pick();
+    const char* what = "the storage area remove callback";
+    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
+        return returned_code(callbacks3_of(index)[py::int_(2)](
+                                 decode_text(uuid), static_cast<int>(type),
+                                 custom_bytes(custom_data, custom_size)),
+                             "remove");
+    });
+}
+
+#endif
+
 }  // namespace
 
 void bind_register_storage_area(py::module_& m) {
@@ -99,5 +187,25 @@ void bind_register_storage_area(py::module_& m) {
         "-> bytes, remove(uuid, contentType), and optionally readRange(uuid, contentType, "
         "start, size) -> bytes (else ranges are cut out of read()).");
 }
+
+
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
+
+void bind_register_storage_area3(py::module_& m) {
+    m.def(
+        "RegisterStorageArea3",
+        [](py::function create, py::function read_range, py::function remove) {
+            if (g_storage3.add("RegisterStorageArea3", py::make_tuple(create, read_range, remove)))
+                OrthancPluginRegisterStorageArea3(context(), storage_create3, storage_read_range3,
+                                                  storage_remove3);
+        },
+        py::arg("create"), py::arg("readRange"), py::arg("remove"),
+        "Registers the storage area with custom data: create(uuid, contentType, "
+        "compressionType, data, dicomInstance or None) -> (errorCode, customData or None), "
+        "readRange(uuid, contentType, start, size, customData) -> (errorCode, data), "
+        "remove(uuid, contentType, customData) -> errorCode.");
+}
+
+#endif
 
 }  // namespace opm

@@ -1,0 +1,46 @@
+// RegisterAuditLogHandler (SDK 1.12.9): the audit logs of Orthanc and its plugins
+// (EmitAuditLog) handed to Python, in any interpreter that registered a handler.
+
+#include "callbacks.h"
+#include "orthanc_handwritten.h"
+
+namespace opm {
+
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 9)
+
+namespace {
+
+callback_list g_audit_log;
+
+OrthancPluginErrorCode on_audit_log(const char* source_plugin, const char* user_id,
+                                    OrthancPluginResourceType resource_type,
+                                    const char* resource_id, const char* action,
+                                    const void* log_data, uint32_t log_data_size) {
+    const size_t index = g_audit_log.pick();
+    return call_in(index, "the audit log handler", OrthancPluginErrorCode_Plugin, [&] {
+        py::bytes data(static_cast<const char*>(log_data), log_data_size);
+        for (const py::object& handler : g_audit_log.of(index))
+            handler(decode_text(source_plugin), decode_text(user_id),
+                    static_cast<int>(resource_type), decode_text(resource_id),
+                    decode_text(action), data);
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+}  // namespace
+
+void bind_register_audit_log_handler(py::module_& m) {
+    m.def(
+        "RegisterAuditLogHandler",
+        [](py::function handler) {
+            if (g_audit_log.add("RegisterAuditLogHandler", std::move(handler)))
+                check_sdk(OrthancPluginRegisterAuditLogHandler(context(), on_audit_log));
+        },
+        py::arg("handler"),
+        "Registers handler(sourcePlugin, userId, resourceType, resourceId, action, logData: "
+        "bytes) for the audit logs of Orthanc and its plugins.");
+}
+
+#endif
+
+}  // namespace opm
