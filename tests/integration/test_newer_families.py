@@ -122,3 +122,39 @@ def test_audit_logs_reach_the_python_handler(orthanc: StartOrthanc, interpreters
     assert lines == [lines[0]] and lines[0].endswith(
         f"audit: python alice {study} study-1 viewed b'\\x00details'"
     ), server.log()
+
+
+STREAM = """
+import orthanc
+
+def Stream(output, uri, **request):
+    output.StartStreamAnswer('text/plain')
+    for i in range(3):
+        output.SendStreamChunk(('chunk %d;' % i).encode())
+
+orthanc.RegisterRestCallback('/stream', Stream)
+"""
+
+
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_streamed_answers(orthanc: StartOrthanc, interpreters: int) -> None:
+    if _installed_sdk() < (1, 12, 6):
+        server = orthanc(
+            "import orthanc\n"
+            "def Stream(output, uri, **request):\n"
+            "    try:\n"
+            "        output.StartStreamAnswer('text/plain')\n"
+            "    except AttributeError as error:\n"
+            "        output.AnswerBuffer(str(error), 'text/plain')\n"
+            "orthanc.RegisterRestCallback('/stream', Stream)\n",
+            interpreters=interpreters,
+        )
+        answer = server.get("/stream").text
+        assert answer.startswith("orthanc.RestOutput.StartStreamAnswer needs Orthanc 1.12.6")
+        return
+
+    server = orthanc(STREAM, interpreters=interpreters)
+    answer = server.get("/stream")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    assert answer.text == "chunk 0;chunk 1;chunk 2;"
