@@ -19,7 +19,7 @@ def _lambda_param(param: Param) -> str:
         return f"{param.c_type} {param.py_name}"
     if param.kind == "enum":
         return f"int {param.py_name}"
-    if param.kind == "object":
+    if param.kind in ("object", "optional_object"):
         return f"handle<{param.c_type.replace('const ', '').replace(' *', '')}>* {param.py_name}"
     return f"py::object {param.py_name}_arg"  # buffer, image_buffer, dict
 
@@ -37,7 +37,11 @@ def _conversion(param: Param) -> list[str]:
 
 def _py_arg(param: Param) -> str:
     arg = f'py::arg("{param.py_name}")'
-    return arg + ".none(true)" if param.kind == "object" else arg
+    if param.kind == "optional_object":
+        return arg + ".none(true)"
+    # pybind11 accepts None for a pointer argument unless told not to; the SDK
+    # would get NULL and crash (a segfault, not an exception).
+    return arg + ".none(false)" if param.kind == "object" else arg
 
 
 _OUTPUT_DECL = {"bytes": "memory_buffer", "bytes64": "memory_buffer64", "uint16": "uint16_t"}

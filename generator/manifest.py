@@ -20,6 +20,8 @@ class Manifest:
     class_docs: dict[str, str] = field(default_factory=dict)
     not_answering: dict[str, tuple[str, ...]] = field(default_factory=dict)
     nullable_results: frozenset[str] = frozenset()
+    # "OrthancPluginCreateDicom.pixelData": handle parameters that accept None (NULL)
+    nullable_params: frozenset[str] = frozenset()
 
     def covered(self) -> set[str]:
         return {name for entry in self.handwritten for name in entry.covers}
@@ -31,7 +33,8 @@ class Manifest:
         """Every name the manifest cites must exist in the header, once."""
         cited = [name for entry in self.handwritten for name in entry.covers]
         cited += list(self.unsupported)
-        unknown_nullable = sorted(self.nullable_results - sdk_functions)
+        param_functions = {name.split(".")[0] for name in self.nullable_params}
+        unknown_nullable = sorted((self.nullable_results | param_functions) - sdk_functions)
         if unknown_nullable:
             raise ValueError(f"manifest cites functions the SDK header lacks: {unknown_nullable}")
         unknown = sorted(set(cited) - sdk_functions)
@@ -63,4 +66,5 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
         dict(data.get("class_docs", {})),
         {cls: tuple(names) for cls, names in data.get("not_answering", {}).items()},
         frozenset(data.get("nullable_results", {}).get("functions", [])),
+        frozenset(data.get("nullable_params", {}).get("params", [])),
     )

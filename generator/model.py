@@ -48,9 +48,11 @@ class Enum:
 class Param:
     """One Python-visible parameter, which may stand for several C parameters.
 
-    kind: "str", "int", "float", "enum", "object" (a handle class instance or
-    None), "buffer" (bytes-like; C pointer + size), "image_buffer" (bytes-like of
-    at least pitch * height bytes), "dict" (str -> str; C count, keys, values).
+    kind: "str", "int", "float", "enum", "object" (a handle class instance),
+    "optional_object" (a handle class instance or None, for the parameters the
+    manifest lists as nullable), "buffer" (bytes-like; C pointer + size),
+    "image_buffer" (bytes-like of at least pitch * height bytes), "dict" (str ->
+    str; C count, keys, values).
     """
 
     py_name: str
@@ -261,8 +263,14 @@ def _classify_params(
             result.append(Param(p.name, "enum", p.type, py_name(p.type), c_names=(p.name,)))
             c_args.append(f"static_cast<{p.type}>({p.name})")
         elif handle := _pointee_handle(p.type, ctx.handles):
-            result.append(Param(p.name, "object", p.type, py_name(handle), c_names=(p.name,)))
-            c_args.append(f"({p.name} ? {p.name}->get() : nullptr)")
+            if f"{fn.name}.{p.name}" in ctx.manifest.nullable_params:
+                result.append(
+                    Param(p.name, "optional_object", p.type, py_name(handle), c_names=(p.name,))
+                )
+                c_args.append(f"({p.name} ? {p.name}->get() : nullptr)")
+            else:
+                result.append(Param(p.name, "object", p.type, py_name(handle), c_names=(p.name,)))
+                c_args.append(f"{p.name}->get()")
         else:
             raise UnsupportedError(f"parameter {p.name} of type {p.type}")
         i += 1

@@ -109,6 +109,29 @@ def test_count_keys_values_become_a_dict(model: BuildModel) -> None:
     assert [(p.py_name, p.kind) for p in fn.params] == [("uri", "str"), ("headers", "dict")]
 
 
+def test_handle_parameters_refuse_none_unless_the_manifest_lists_them(model: BuildModel) -> None:
+    m = model(
+        """
+        typedef struct _OrthancPluginImage_t OrthancPluginImage;
+        static inline void OrthancPluginUseImages(OrthancPluginContext* c, int flags,
+                                                  const OrthancPluginImage* required,
+                                                  const OrthancPluginImage* optional) {}
+        """,
+        Manifest(nullable_params=frozenset({"OrthancPluginUseImages.optional"})),
+    )
+    (fn,) = m.functions
+    assert [(p.py_name, p.kind) for p in fn.params] == [
+        ("flags", "int"),
+        ("required", "object"),
+        ("optional", "optional_object"),
+    ]
+    code = emit_cpp(m)
+    assert 'py::arg("required").none(false)' in code
+    assert 'py::arg("optional").none(true)' in code
+    stub = emit_pyi(m)
+    assert "required: Image, optional: Image | None" in stub
+
+
 def test_unknown_parameter_type_fails_loudly(model: BuildModel) -> None:
     header = """
         typedef void (*OrthancPluginCallback)(void);
