@@ -25,6 +25,11 @@ def _lambda_param(param: Param) -> str:
 
 
 def _conversion(param: Param) -> list[str]:
+    if param.kind == "object":
+        return [f"auto {param.py_name}_lease_ = {param.py_name}->take();"]
+    if param.kind == "optional_object":
+        handle_type = _lambda_param(param).split("* ")[0]
+        return [f"auto {param.py_name}_lease_ = {handle_type}::take_optional({param.py_name});"]
     if param.kind in ("buffer", "image_buffer"):
         lines = [f"byte_view {param.py_name}({param.py_name}_arg);"]
         if param.kind == "image_buffer":
@@ -92,7 +97,10 @@ def emit_function(fn: Function) -> str:
         params.insert(0, f"handle<{fn.owner_c_type}>& self")
     body: list[str] = []
     if fn.owner:
-        body.append(f"{fn.owner_c_type}* owner_ = self.{'use' if fn.marks_answered else 'get'}();")
+        # The lease keeps a borrowed object valid until the call returns, even if
+        # its callback returns meanwhile in another thread (see handles.h).
+        body.append(f"auto owner_lease_ = self.{'use' if fn.marks_answered else 'take'}();")
+        body.append(f"{fn.owner_c_type}* owner_ = owner_lease_.get();")
     for param in fn.params:
         body += _conversion(param)
     for i, kind in enumerate(fn.outputs):

@@ -267,10 +267,9 @@ def _classify_params(
                 result.append(
                     Param(p.name, "optional_object", p.type, py_name(handle), c_names=(p.name,))
                 )
-                c_args.append(f"({p.name} ? {p.name}->get() : nullptr)")
             else:
                 result.append(Param(p.name, "object", p.type, py_name(handle), c_names=(p.name,)))
-                c_args.append(f"{p.name}->get()")
+            c_args.append(f"{p.name}_lease_.get()")
         else:
             raise UnsupportedError(f"parameter {p.name} of type {p.type}")
         i += 1

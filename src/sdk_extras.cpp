@@ -14,7 +14,8 @@ void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls) {
     cls.def(
         "GetImageBuffer",
         [](handle<OrthancPluginImage>& self) {
-            OrthancPluginImage* image = self.get();
+            auto lease = self.take();  // keeps the object valid during the SDK call
+            OrthancPluginImage* image = lease.get();
             const void* pixels;
             size_t size;
             {
@@ -61,7 +62,8 @@ void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomI
     cls.def(
         "GetInstanceData",
         [](handle<OrthancPluginDicomInstance>& self) {
-            OrthancPluginDicomInstance* instance = self.get();
+            auto lease = self.take();  // keeps the object valid during the SDK call
+            OrthancPluginDicomInstance* instance = lease.get();
             const void* data;
             int64_t size;
             {
@@ -105,7 +107,8 @@ namespace {
 
 std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& self,
                                              uint32_t index) {
-    OrthancPluginFindQuery* query = self.get();
+    auto lease = self.take();  // keeps the object valid during the SDK call
+    OrthancPluginFindQuery* query = lease.get();
     uint16_t group = 0;
     uint16_t element = 0;
     OrthancPluginErrorCode code;
@@ -161,7 +164,8 @@ py::object encode_dicomweb(py::object dicom_arg, bool xml) {
 }
 
 py::object instance_dicomweb(handle<OrthancPluginDicomInstance>& self, bool xml) {
-    OrthancPluginDicomInstance* instance = self.get();
+    auto lease = self.take();  // keeps the object valid during the SDK call
+    OrthancPluginDicomInstance* instance = lease.get();
     char* text;
     {
         release_gil unlocked;

@@ -4,7 +4,9 @@ and Orthanc keeps serving, with 1 and 2 interpreters."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import orthanc_python_multi
 
 from .conftest import StartOrthanc
+from .dicom_files import make_dicom
 from .test_callbacks import SCP_CONFIG, dcmtk, wait_for_log
 
 INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
@@ -144,4 +147,57 @@ def test_every_handle_parameter_refuses_none(orthanc: StartOrthanc, interpreters
     assert line, server.log()
     results = json.loads(line[0].split("NONE-RESULTS ", 1)[1])
     assert results == {f"{owner}.{name}": "TypeError" for owner, name, _, _ in calls}
+    assert server.get("/system").status_code == 200
+
+
+# The callback hands its DicomInstance to a thread and returns while the thread
+# still reads it: each read must give the right bytes or raise, never crash.
+BORROWED_IN_A_THREAD = """
+import hashlib
+import json
+import threading
+import orthanc
+
+def Reader(dicom, started):
+    copies, error = set(), ''
+    for i in range(400):
+        try:
+            copies.add(hashlib.sha256(dicom.GetInstanceData()).hexdigest())
+        except orthanc.OrthancException as exception:
+            error = exception.args[1]
+            break
+        if i == 2:
+            started.set()
+    started.set()
+    orthanc.LogWarning('READER ' + json.dumps({'copies': sorted(copies), 'error': error}))
+
+def OnStored(dicom, instanceId):
+    started = threading.Event()
+    threading.Thread(target=Reader, args=(dicom, started)).start()
+    started.wait(10)
+
+orthanc.RegisterOnStoredInstanceCallback(OnStored)
+"""
+
+
+@INTERPRETERS
+def test_borrowed_instance_used_by_a_thread_after_the_callback(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    server = orthanc(BORROWED_IN_A_THREAD, interpreters=interpreters)
+    files = [make_dicom(f"THREAD-{i}", rows=1024, columns=1024) for i in range(12)]
+    for data in files:
+        assert server.post("/instances", data=data).status_code == 200
+    deadline = time.monotonic() + 60
+    lines: list[str] = []
+    while len(lines) < len(files) and time.monotonic() < deadline:
+        lines = wait_for_log(server, "READER ")
+        time.sleep(0.2)
+    reports = [json.loads(line.split("READER ", 1)[1]) for line in lines]
+    hashes = {hashlib.sha256(data).hexdigest() for data in files}
+    assert len(reports) == len(files)
+    for report in reports:
+        copies = report["copies"]
+        assert isinstance(copies, list) and len(copies) <= 1 and set(copies) <= hashes
+        assert report["error"] == "this object belongs to a callback that has returned"
     assert server.get("/system").status_code == 200
