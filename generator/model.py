@@ -221,7 +221,10 @@ def _classify_params(
             cast = "const char *" if p.type == "const char *" else "const void *"
             c_args += [
                 f"static_cast<{cast}>(static_cast<const void *>({p.name}.data()))",
-                f"static_cast<{nxt.type}>({p.name}.size())",
+                # size32() raises above 4 GiB instead of truncating
+                f"{p.name}.size32()"
+                if nxt.type == "uint32_t"
+                else f"static_cast<{nxt.type}>({p.name}.size())",
             ]
             i += 2
             continue

@@ -3,7 +3,9 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace opm {
 
@@ -37,6 +39,16 @@ public:
 
     const char* data() const { return data_; }
     size_t size() const { return size_; }
+    /// The size for an SDK parameter of type uint32_t; raises ValueError above
+    /// 4 GiB - 1 rather than pass a truncated size (no Python API called: this
+    /// may run with the GIL released).
+    uint32_t size32() const {
+        if (size_ > UINT32_MAX)
+            throw py::value_error("a buffer of " + std::to_string(size_) +
+                                  " bytes is too large for Orthanc here (at most " +
+                                  std::to_string(UINT32_MAX) + " bytes)");
+        return static_cast<uint32_t>(size_);
+    }
 
 private:
     py::object owner_;

@@ -147,15 +147,14 @@ namespace {
 /// callback), so the Python API needs no binary callback.
 py::object encode_dicomweb(py::object dicom_arg, bool xml) {
     byte_view dicom(dicom_arg);
+    const uint32_t size = dicom.size32();
     char* text;
     {
         release_gil unlocked;
-        text = xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(),
-                                                     static_cast<uint32_t>(dicom.size()),
-                                                     nullptr, nullptr)
-                   : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(),
-                                                      static_cast<uint32_t>(dicom.size()),
-                                                      nullptr, nullptr);
+        text = xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(), size, nullptr,
+                                                     nullptr)
+                   : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(), size, nullptr,
+                                                      nullptr);
     }
     if (text == nullptr)
         raise_orthanc_exception(OrthancPluginErrorCode_BadFileFormat,

@@ -201,3 +201,44 @@ def test_borrowed_instance_used_by_a_thread_after_the_callback(
         assert isinstance(copies, list) and len(copies) <= 1 and set(copies) <= hashes
         assert report["error"] == "this object belongs to a callback that has returned"
     assert server.get("/system").status_code == 200
+
+
+# Buffers above 4 GiB: an anonymous mapping, never touched, so it costs no memory.
+HUGE_BUFFERS = """
+import mmap
+import orthanc
+
+HUGE = 2**32 + 16
+
+def Transcode(dicom, allowedSyntaxes, allowNewSopInstanceUid):
+    return mmap.mmap(-1, HUGE)
+
+def Post(output, uri, **request):
+    try:
+        orthanc.RestApiPost('/instances', mmap.mmap(-1, HUGE))
+        answer = 'no exception'
+    except Exception as error:
+        answer = '%s: %s' % (type(error).__name__, error)
+    output.AnswerBuffer(answer, 'text/plain')
+
+orthanc.RegisterTranscoderCallback(Transcode)
+orthanc.RegisterRestCallback('/post-huge', Post)
+"""
+
+
+@INTERPRETERS
+def test_buffers_above_4_gib_are_refused(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(HUGE_BUFFERS, interpreters=interpreters)
+    assert server.get("/post-huge").text == (
+        "ValueError: a buffer of 4294967312 bytes is too large for Orthanc here "
+        "(at most 4294967295 bytes)"
+    )
+    instance = server.post("/instances", data=make_dicom("HUGE")).json()["ID"]
+    # The Python transcoder fails; Orthanc then transcodes with its own.
+    response = server.post(
+        f"/instances/{instance}/modify",
+        data=json.dumps({"Transcode": "1.2.840.10008.1.2", "Force": True}),
+    )
+    assert response.status_code == 200
+    assert wait_for_log(server, "transcoder callback: a buffer of 4294967312 bytes is too large")
+    assert server.get("/system").status_code == 200
