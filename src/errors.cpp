@@ -1,6 +1,7 @@
 #include "errors.h"
 
 #include "interpreter_pool.h"
+#include "py_bytes.h"
 #include "sdk.h"
 
 namespace opm {
@@ -36,7 +37,7 @@ std::string format_exception(const py::error_already_set& error) {
     try {
         py::object format = py::module_::import("traceback").attr("format_exception");
         py::object lines = format(error.type(), error.value(), error.trace());
-        std::string text = py::str("").attr("join")(lines).cast<std::string>();
+        std::string text = loggable_text(py::str("").attr("join")(lines));
         while (!text.empty() && text.back() == '\n') text.pop_back();
         return text;
     } catch (const py::error_already_set&) {

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "module.h"
 #include "on_change.h"
+#include "py_bytes.h"
 #include "rest.h"
 #include "sdk.h"
 
@@ -153,9 +154,8 @@ void prepare_interpreter(size_t index, const environment& env) {
             boot.attr("load_script")(g_config.script);
         } catch (const py::error_already_set& error) {
             const std::string traceback = format_exception(error);
-            const std::string advice =
-                boot.attr("explain_load_failure")(error.value(), g_config.interpreters)
-                    .cast<std::string>();
+            const std::string advice = loggable_text(
+                boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
             boot.attr("flush_log_streams")();
             throw script_error("Python: the script " + g_config.script +
                                " raised an exception while loading in interpreter " +
@@ -191,7 +191,7 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
         bootstrap().attr("flush_log_streams")();
         if (alive.empty()) return true;
         std::string names;
-        for (py::handle name : alive) names += " " + py::str(name).cast<std::string>();
+        for (py::handle name : alive) names += " " + loggable_text(py::str(name));
         log_error("Python: threads of interpreter " + std::to_string(index) +
                   " still run after " + std::to_string(static_cast<int>(thread_stop_timeout_s)) +
                   " s:" + names + " (stop them on ORTHANC_STOPPED)");

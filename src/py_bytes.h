@@ -69,4 +69,14 @@ inline py::str decode_text(const char* text) {
     return py::reinterpret_steal<py::str>(decoded);
 }
 
+/// UTF-8 of a str for the Orthanc log: lone surrogates (from decode_text) as
+/// backslash escapes, so that reporting text from a client never fails. GIL held.
+inline std::string loggable_text(py::handle text) {
+    PyObject* encoded = PyUnicode_AsEncodedString(text.ptr(), "utf-8", "backslashreplace");
+    if (encoded == nullptr) throw py::error_already_set();
+    std::string result(PyBytes_AS_STRING(encoded), static_cast<size_t>(PyBytes_GET_SIZE(encoded)));
+    Py_DECREF(encoded);
+    return result;
+}
+
 }  // namespace opm

@@ -17,6 +17,7 @@ import orthanc_python_multi
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .test_callbacks import SCP_CONFIG, dcmtk, wait_for_log
+from .test_hardening import raw_request
 
 INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
 
@@ -241,4 +242,33 @@ def test_buffers_above_4_gib_are_refused(orthanc: StartOrthanc, interpreters: in
     )
     assert response.status_code == 200
     assert wait_for_log(server, "transcoder callback: a buffer of 4294967312 bytes is too large")
+    assert server.get("/system").status_code == 200
+
+
+# Bytes that are not UTF-8 reach Python as lone surrogates ("surrogateescape").
+NOT_UTF8 = """
+import orthanc
+
+def Filter(uri, **request):
+    print('filter sees', request['headers'].get('x-name'))
+    return True
+
+def Bad(output, uri, **request):
+    raise ValueError('cannot serve ' + request['headers']['x-name'])
+
+orthanc.RegisterIncomingHttpRequestFilter(Filter)
+orthanc.RegisterRestCallback('/bad(.*)', Bad)
+"""
+
+
+@INTERPRETERS
+def test_text_that_is_not_utf8_is_printed_and_reported(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    server = orthanc(NOT_UTF8, interpreters=interpreters)
+    answer = raw_request(server, b"GET /bad HTTP/1.0\r\nX-Name: caf\xe9\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 500") or answer.startswith(b"HTTP/1.1 500"), answer[:80]
+    lines = server.log().splitlines()
+    assert "filter sees caf\\udce9" in lines  # print() output, escaped
+    assert "ValueError: cannot serve caf\\udce9" in lines  # the traceback's last line
     assert server.get("/system").status_code == 200

@@ -366,6 +366,15 @@ orthanc.LogError('error line')
 """
 
 
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_hello_world_prints_at_the_default_log_level(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    # The Orthanc Book's first example; the existing plugin prints to standard output.
+    server = orthanc("print('Hello world!')\n", interpreters=interpreters, verbose=False)
+    assert server.log().splitlines().count("Hello world!") == interpreters
+
+
 def test_print_stderr_and_log_functions_reach_the_orthanc_log(orthanc: StartOrthanc) -> None:
     server = orthanc(LOGGING, interpreters=2)
     lines = server.log().splitlines()
@@ -373,7 +382,7 @@ def test_print_stderr_and_log_functions_reach_the_orthanc_log(orthanc: StartOrth
     def level_of(text: str) -> set[str]:
         return {line[0] for line in lines if line.endswith(text)}
 
-    assert level_of("printed at import") == {"I"}
+    assert lines.count("printed at import") == 2  # standard output, once per interpreter
     assert level_of("info line") == {"I"}
     assert level_of("warning line") == {"W"}
     assert level_of("to stderr") == {"E"}
