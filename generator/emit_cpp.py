@@ -110,18 +110,18 @@ def emit_function(fn: Function) -> str:
         body += [
             "OrthancPluginErrorCode error_;",
             "{",
-            "    release_gil unlocked;",
+            "    sdk_call unlocked;",
             f"    error_ = {call};",
             "}",
             "check_sdk(error_);",
         ]
     elif fn.returns == "none":
-        body += ["{", "    release_gil unlocked;", f"    {call};", "}"]
+        body += ["{", "    sdk_call unlocked;", f"    {call};", "}"]
     else:
         body += [
             "decltype(" + call + ") result_;",
             "{",
-            "    release_gil unlocked;",
+            "    sdk_call unlocked;",
             f"    result_ = {call};",
             "}",
         ]
@@ -184,7 +184,12 @@ def emit_cpp(model: Model) -> str:
     ]
     for cls in model.classes:
         # Types with no Free function are only ever borrowed, never owned.
-        body = f"    {cls.destructor}(context(), object);\n" if cls.destructor else ""
+        # No context after OrthancPluginFinalize: leak rather than crash.
+        body = (
+            f"    if (context() != nullptr) {cls.destructor}(context(), object);\n"
+            if cls.destructor
+            else ""
+        )
         name = "object" if cls.destructor else "/* object */"
         out.append(
             f"template <>\nvoid handle_traits<{cls.c_name}>::destroy({cls.c_name}* "

@@ -26,7 +26,8 @@ void bind_errors(py::module_& module) {
 }
 
 void raise_orthanc_exception(OrthancPluginErrorCode code, const char* description) {
-    if (description == nullptr) description = OrthancPluginGetErrorDescription(context(), code);
+    if (description == nullptr && context() != nullptr)
+        description = OrthancPluginGetErrorDescription(context(), code);
     py::object args = py::make_tuple(static_cast<int>(code),
                                      description ? description : "Unknown error");
     PyErr_SetObject(orthanc_exception_type().ptr(), args.ptr());

@@ -18,6 +18,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
 
@@ -210,7 +211,7 @@ void stop_python() {
                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                               std::chrono::duration<double>(thread_stop_timeout_s));
     interpreter_pool::instance().finalize(
-        [deadline](size_t index) { return stop_interpreter(index, deadline); });
+        [deadline](size_t index) { return stop_interpreter(index, deadline); }, deadline);
 }
 
 int32_t initialize(OrthancPluginContext* context) {
@@ -285,6 +286,8 @@ extern "C" {
 ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* context) {
     try {
         return opm::initialize(context);
+    } catch (const abi::__forced_unwind&) {
+        throw;  // pthread_exit: swallowing it aborts the process
     } catch (const std::exception& error) {
         opm::log_error(std::string("Python: ") + error.what());
     } catch (...) {
@@ -301,6 +304,10 @@ ORTHANC_PLUGINS_API void OrthancPluginFinalize() {
     } catch (const std::exception& error) {
         opm::log_error(std::string("Python: error at shutdown: ") + error.what());
     }
+    // A thread left running (the runtime was not finalized) must not reach an
+    // Orthanc that is going away: its SDK calls raise from now on.
+    opm::interpreter_pool::instance().close_sdk_calls();
+    opm::set_context(nullptr);
 }
 
 ORTHANC_PLUGINS_API const char* OrthancPluginGetName() { return opm::plugin_name; }

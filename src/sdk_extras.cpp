@@ -19,7 +19,7 @@ void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls) {
             const void* pixels;
             size_t size;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 pixels = OrthancPluginGetImageBuffer(context(), image);
                 size = static_cast<size_t>(OrthancPluginGetImagePitch(context(), image)) *
                        OrthancPluginGetImageHeight(context(), image);
@@ -40,7 +40,7 @@ void bind_create_image_from_buffer(py::module_& m) {
             check_image_buffer(buffer, pitch, height);
             OrthancPluginImage* image;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 image = OrthancPluginCreateImage(
                     context(), static_cast<OrthancPluginPixelFormat>(format), width, height);
             }
@@ -67,7 +67,7 @@ void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomI
             const void* data;
             int64_t size;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 data = OrthancPluginGetInstanceData(context(), instance);
                 size = OrthancPluginGetInstanceSize(context(), instance);
             }
@@ -86,7 +86,7 @@ void bind_lookup_dictionary(py::module_& m) {
             OrthancPluginDictionaryEntry entry{};
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 code = OrthancPluginLookupDictionary(context(), &entry, name.c_str());
             }
             check_sdk(code);
@@ -113,7 +113,7 @@ std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& sel
     uint16_t element = 0;
     OrthancPluginErrorCode code;
     {
-        release_gil unlocked;
+        sdk_call unlocked;
         code = OrthancPluginGetFindQueryTag(context(), &group, &element, query, index);
     }
     check_sdk(code);
@@ -150,7 +150,7 @@ py::object encode_dicomweb(py::object dicom_arg, bool xml) {
     const uint32_t size = dicom.size32();
     char* text;
     {
-        release_gil unlocked;
+        sdk_call unlocked;
         text = xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(), size, nullptr,
                                                      nullptr)
                    : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(), size, nullptr,
@@ -167,7 +167,7 @@ py::object instance_dicomweb(handle<OrthancPluginDicomInstance>& self, bool xml)
     OrthancPluginDicomInstance* instance = lease.get();
     char* text;
     {
-        release_gil unlocked;
+        sdk_call unlocked;
         text = xml ? OrthancPluginGetInstanceDicomWebXml(context(), instance, nullptr, nullptr)
                    : OrthancPluginGetInstanceDicomWebJson(context(), instance, nullptr, nullptr);
     }
