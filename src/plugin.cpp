@@ -204,12 +204,17 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
     }
 }
 
+std::chrono::steady_clock::time_point stop_deadline() {
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+               std::chrono::duration<double>(thread_stop_timeout_s));
+}
+
 void stop_python() {
-    // ORTHANC_STOPPED is delivered first, so scripts can stop their threads.
-    stop_on_change();
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                              std::chrono::duration<double>(thread_stop_timeout_s));
+    // ORTHANC_STOPPED is delivered first, so scripts can stop their threads; a
+    // backlog behind a slow callback gets as long as the threads do, no more.
+    stop_on_change(stop_deadline());
+    const auto deadline = stop_deadline();
     interpreter_pool::instance().finalize(
         [deadline](size_t index) { return stop_interpreter(index, deadline); }, deadline);
 }

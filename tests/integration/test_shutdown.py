@@ -4,10 +4,14 @@ still running."""
 
 from __future__ import annotations
 
+import re
 import time
 
+import pytest
+
 from .conftest import StartOrthanc
-from .test_callbacks import wait_for_log
+from .dicom_files import make_dicom
+from .test_callbacks import upload, wait_for_log
 
 # A thread that never stops and calls Orthanc all the time, so that it is inside
 # an orthanc.* call (GIL released) when the plugin stops.
@@ -56,3 +60,32 @@ def test_thread_calling_orthanc_after_stop(orthanc: StartOrthanc) -> None:
     log = server.log()
     assert "still run after 10 s: caller" in log
     assert "terminate called" not in log
+
+
+SLOW_ON_CHANGE = """
+import time
+import orthanc
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        orthanc.LogWarning('ORTHANC_STOPPED in %d' % orthanc.GetInterpreterIndex())
+    elif changeType == orthanc.ChangeType.NEW_INSTANCE:
+        time.sleep(1)
+
+orthanc.RegisterOnChangeCallback(OnChange)
+"""
+
+
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_on_change_backlog_at_stop_is_bounded(orthanc: StartOrthanc, interpreters: int) -> None:
+    server = orthanc(SLOW_ON_CHANGE, interpreters=interpreters)
+    for i in range(25):  # 25 s of backlog
+        upload(server, make_dicom(f"BACKLOG-{i}"))
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 25
+    log = server.log()
+    dropped = re.search(r"Orthanc is stopping: (\d+) changes not delivered", log)
+    assert dropped and int(dropped.group(1)) > 0
+    for index in range(interpreters):
+        assert f"ORTHANC_STOPPED in {index}" in log
