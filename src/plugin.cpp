@@ -259,7 +259,8 @@ int32_t initialize(OrthancPluginContext* context) {
     pool_options options;
     options.interpreters = g_config.interpreters;
     options.verbose = g_config.verbose;
-    options.home = ORTHANC_PYTHON_MULTI_HOME;
+    // The base Python the plugin was built with, unless it lives elsewhere here.
+    options.home = g_config.home.empty() ? ORTHANC_PYTHON_MULTI_HOME : g_config.home;
     options.executable = env.executable;
 
     interpreter_pool& pool = interpreter_pool::instance();

@@ -177,3 +177,27 @@ def test_python_virtual_env_option_points_to_another_environment(
     broken = orthanc(script, interpreters=2, extra={"PythonVirtualEnv": str(tmp_path)}, wait=False)
     assert broken.wait_exit() != 0
     assert f"has no lib/{version}/site-packages" in broken.log()
+
+
+@pytest.mark.parametrize("option", ["PythonHome", "Python.Home"])
+def test_python_home_option_moves_the_base_python(
+    orthanc: StartOrthanc, tmp_path: Path, option: str
+) -> None:
+    # The base Python found elsewhere than where the plugin was built: a link.
+    moved = tmp_path / "moved-python"
+    moved.symlink_to(sys.base_prefix)
+    script = """
+    import sys
+    import orthanc
+    orthanc.LogWarning('base prefix %s in %d' % (sys.base_prefix, orthanc.GetInterpreterIndex()))
+    """
+    extra = (
+        {"PythonHome": str(moved)} if option == "PythonHome" else {"Python": {"Home": str(moved)}}
+    )
+    server = orthanc(script, interpreters=2, extra=extra)
+    log = server.log()
+    for index in range(2):
+        assert f"base prefix {moved} in {index}" in log
+    broken = orthanc(script, extra={**extra, "PythonHome": str(tmp_path / "nowhere")}, wait=False)
+    assert broken.wait_exit() != 0
+    assert "cannot initialize Python" in broken.log()
