@@ -85,6 +85,10 @@ void interpreter_pool::initialize(const pool_options& options,
     }
     sdk_open_.store(true);
     finalizing_thread_ = std::thread::id();
+    // Threads started by the script of interpreter 0 read slots_ (current_index)
+    // while the next interpreters are added: it must never reallocate.
+    slots_.clear();
+    slots_.reserve(size_);
     PyConfig config;
     // Isolated: Orthanc's environment (PYTHONPATH, PYTHONHOME...) is not meant for us,
     // and Python must not take over Orthanc's signal handlers.

@@ -13,6 +13,7 @@ import pytest
 from orthanc_python_multi import plugin_path
 
 from .conftest import StartOrthanc
+from .test_callbacks import wait_for_log
 
 BAD_SCRIPTS = {
     "syntax-error": ("def broken(:\n    pass\n", "SyntaxError"),
@@ -201,3 +202,31 @@ def test_python_home_option_moves_the_base_python(
     broken = orthanc(script, extra={**extra, "PythonHome": str(tmp_path / "nowhere")}, wait=False)
     assert broken.wait_exit() != 0
     assert "cannot initialize Python" in broken.log()
+
+
+# A thread of interpreter 0 runs while the next interpreters are created.
+THREAD_DURING_START = """
+import threading
+import time
+import orthanc
+
+def Reader():
+    errors, calls = set(), 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and calls < 2_000_000:
+        try:
+            orthanc.GetInterpreterIndex()
+        except Exception as error:
+            errors.add(repr(error))
+        calls += 1
+    orthanc.LogWarning('reader errors: %r' % sorted(errors))
+
+if orthanc.GetInterpreterIndex() == 0:
+    threading.Thread(target=Reader).start()
+"""
+
+
+def test_thread_reading_interpreters_while_they_are_created(orthanc: StartOrthanc) -> None:
+    server = orthanc(THREAD_DURING_START, interpreters=8)
+    lines = wait_for_log(server, "reader errors: ")
+    assert len(lines) == 1 and lines[0].endswith("reader errors: []"), lines
