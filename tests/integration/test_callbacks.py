@@ -344,8 +344,10 @@ def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: in
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert "Received Final Find Response (Success)" in output
     assert "PY-TEST" in output
-    assert "group 0008" in output or "group 0010" in output
+    # The first tag of the query as Orthanc hands it over: (0008,0052) QueryRetrieveLevel.
+    assert "[group 0008]" in output
     assert "Find Response: 1 (Pending)" in output
     assert "C-FIND from FINDSCU to ORTHANC" in server.log()
 
@@ -366,6 +368,7 @@ def test_findscu_worklist_gets_matching_python_answers(
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert "Received Final Find Response (Success)" in output
     assert "WORKLIST^MR" in output
     assert "WORKLIST^CT" not in output
 
@@ -373,7 +376,12 @@ def test_findscu_worklist_gets_matching_python_answers(
 @INTERPRETERS
 def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    move_study(server, "1.2.3.4")
+    result = move_study(server, "1.2.3.4")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Received Final Move Response (Success)" in output
+    message_id = re.search(r"Sending Move Request \(MsgID (\d+)\)", output)
+    assert message_id is not None, output
     lines = wait_for_log(server, "C-MOVE {")
     assert len(lines) == 1
     import json
@@ -383,7 +391,7 @@ def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpr
         "AccessionNumber": "",
         "Level": "STUDY",
         "OriginatorAET": "MOVESCU",
-        "OriginatorID": request["OriginatorID"],
+        "OriginatorID": int(message_id.group(1)),  # the C-MOVE request's message ID
         "PatientID": "",
         "SOPInstanceUID": "",
         "SeriesInstanceUID": "",
@@ -391,7 +399,6 @@ def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpr
         "StudyInstanceUID": "1.2.3.4",
         "TargetAET": "TARGET",
     }
-    assert isinstance(request["OriginatorID"], int)
 
 
 DICOM_FILTER = """
