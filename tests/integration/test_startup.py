@@ -230,3 +230,32 @@ def test_thread_reading_interpreters_while_they_are_created(orthanc: StartOrthan
     server = orthanc(THREAD_DURING_START, interpreters=8)
     lines = wait_for_log(server, "reader errors: ")
     assert len(lines) == 1 and lines[0].endswith("reader errors: []"), lines
+
+
+WHERE_AM_I = """
+import json
+import orthanc
+
+orthanc.LogWarning('script %s runs in %d' % (__file__, orthanc.GetInterpreterIndex()))
+"""
+
+
+@pytest.mark.parametrize("form", ["Python.Path", "relative PythonScript"])
+def test_script_named_by_python_path_or_a_relative_path(orthanc: StartOrthanc, form: str) -> None:
+    server = orthanc(WHERE_AM_I, interpreters=2, start=False)
+    script = server.folder / "plugin_script.py"
+    if form == "Python.Path":
+        del server.config["PythonScript"]
+        server.config["Python"] = {"Path": str(script)}
+    else:
+        server.config["PythonScript"] = "plugin_script.py"  # from Orthanc's working folder
+    server.return_code = None
+    server.start()
+    for index in range(2):
+        assert f"script {script} runs in {index}" in server.log()
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_python_verbose_logs_imports(orthanc: StartOrthanc, verbose: bool) -> None:
+    server = orthanc("import orthanc\nimport json\n", extra={"PythonVerbose": verbose})
+    assert ("import 'json'" in server.log()) == verbose
