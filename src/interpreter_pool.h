@@ -70,7 +70,8 @@ public:
     void finalize(const std::function<bool(size_t)>& before_end,
                   std::chrono::steady_clock::time_point deadline);
 
-    bool running() const { return running_.load(std::memory_order_acquire); }
+    // seq_cst: pairs with the count in in_flight_scope (see there).
+    bool running() const { return running_.load(std::memory_order_seq_cst); }
     /// The number of interpreters asked for (all exist once initialize() returns).
     size_t size() const { return size_; }
     bool uses_main_interpreter() const { return uses_main_; }
