@@ -20,12 +20,17 @@ def _lambda_param(param: Param) -> str:
         return f"{param.c_type} {param.py_name}"
     if param.kind == "enum":
         return f"int {param.py_name}"
-    if param.kind == "object":
+    if param.kind in ("object", "optional_object"):
         return f"handle<{param.c_type.replace('const ', '').replace(' *', '')}>* {param.py_name}"
     return f"py::object {param.py_name}_arg"  # buffer, image_buffer, dict
 
 
 def _conversion(param: Param) -> list[str]:
+    if param.kind == "object":
+        return [f"auto {param.py_name}_lease_ = {param.py_name}->take();"]
+    if param.kind == "optional_object":
+        handle_type = _lambda_param(param).split("* ")[0]
+        return [f"auto {param.py_name}_lease_ = {handle_type}::take_optional({param.py_name});"]
     if param.kind in ("buffer", "image_buffer"):
         lines = [f"byte_view {param.py_name}({param.py_name}_arg);"]
         if param.kind == "image_buffer":
@@ -38,7 +43,11 @@ def _conversion(param: Param) -> list[str]:
 
 def _py_arg(param: Param) -> str:
     arg = f'py::arg("{param.py_name}")'
-    return arg + ".none(true)" if param.kind == "object" else arg
+    if param.kind == "optional_object":
+        return arg + ".none(true)"
+    # pybind11 accepts None for a pointer argument unless told not to; the SDK
+    # would get NULL and crash (a segfault, not an exception).
+    return arg + ".none(false)" if param.kind == "object" else arg
 
 
 _OUTPUT_DECL = {"bytes": "memory_buffer", "bytes64": "memory_buffer64", "uint16": "uint16_t"}
@@ -89,7 +98,10 @@ def emit_function(fn: Function) -> str:
         params.insert(0, f"handle<{fn.owner_c_type}>& self")
     body: list[str] = []
     if fn.owner:
-        body.append(f"{fn.owner_c_type}* owner_ = self.{'use' if fn.marks_answered else 'get'}();")
+        # The lease keeps a borrowed object valid until the call returns, even if
+        # its callback returns meanwhile in another thread (see handles.h).
+        body.append(f"auto owner_lease_ = self.{'use' if fn.marks_answered else 'take'}();")
+        body.append(f"{fn.owner_c_type}* owner_ = owner_lease_.get();")
     for param in fn.params:
         body += _conversion(param)
     for i, kind in enumerate(fn.outputs):
@@ -99,18 +111,18 @@ def emit_function(fn: Function) -> str:
         body += [
             "OrthancPluginErrorCode error_;",
             "{",
-            "    release_gil unlocked;",
+            "    sdk_call unlocked;",
             f"    error_ = {call};",
             "}",
             "check_sdk(error_);",
         ]
     elif fn.returns == "none":
-        body += ["{", "    release_gil unlocked;", f"    {call};", "}"]
+        body += ["{", "    sdk_call unlocked;", f"    {call};", "}"]
     else:
         body += [
             "decltype(" + call + ") result_;",
             "{",
-            "    release_gil unlocked;",
+            "    sdk_call unlocked;",
             f"    result_ = {call};",
             "}",
         ]
@@ -177,7 +189,12 @@ def emit_cpp(model: Model) -> str:
     ]
     for cls in model.classes:
         # Types with no Free function are only ever borrowed, never owned.
-        body = f"    {cls.destructor}(context(), object);\n" if cls.destructor else ""
+        # No context after OrthancPluginFinalize: leak rather than crash.
+        body = (
+            f"    if (context() != nullptr) {cls.destructor}(context(), object);\n"
+            if cls.destructor
+            else ""
+        )
         name = "object" if cls.destructor else "/* object */"
         out.append(
             f"template <>\nvoid handle_traits<{cls.c_name}>::destroy({cls.c_name}* "

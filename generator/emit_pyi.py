@@ -67,8 +67,10 @@ def _docstring(text: str, indent: str) -> str:
 
 
 def _param(param: Param) -> str:
-    if param.kind == "object":
+    if param.kind == "optional_object":
         return f"{param.py_name}: {param.target} | None"
+    if param.kind == "object":
+        return f"{param.py_name}: {param.target}"
     return f"{param.py_name}: {_PARAM_TYPES[param.kind]}"
 
 

@@ -33,6 +33,8 @@ class Manifest:
     class_docs: dict[str, str] = field(default_factory=dict)
     not_answering: dict[str, tuple[str, ...]] = field(default_factory=dict)
     nullable_results: frozenset[str] = frozenset()
+    # "OrthancPluginCreateDicom.pixelData": handle parameters that accept None (NULL)
+    nullable_params: frozenset[str] = frozenset()
     # C name -> first SDK version that has it, for the functions the manifest
     # cites that are newer than the oldest supported header (1.10.1).
     since_sdk: dict[str, str] = field(default_factory=dict)
@@ -58,7 +60,8 @@ class Manifest:
         """
         cited = [name for entry in self.handwritten for name in entry.covers]
         cited += list(self.unsupported)
-        cited_set = set(cited) | self.nullable_results | set(self.since_sdk)
+        param_functions = {name.split(".")[0] for name in self.nullable_params}
+        cited_set = set(cited) | self.nullable_results | param_functions | set(self.since_sdk)
         undated = sorted(n for n in cited_set - sdk_functions if n not in self.since_sdk)
         if undated:
             raise ValueError(f"manifest cites functions the SDK header lacks: {undated}")
@@ -96,6 +99,9 @@ class Manifest:
             self.class_docs,
             self.not_answering,
             frozenset(n for n in self.nullable_results if self.in_header(n, header_version)),
+            frozenset(
+                n for n in self.nullable_params if self.in_header(n.split(".")[0], header_version)
+            ),
             self.since_sdk,
             self.newer_methods,
         )
@@ -120,6 +126,7 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
         dict(data.get("class_docs", {})),
         {cls: tuple(names) for cls, names in data.get("not_answering", {}).items()},
         frozenset(data.get("nullable_results", {}).get("functions", [])),
+        frozenset(data.get("nullable_params", {}).get("params", [])),
         dict(data.get("since_sdk", {})),
         dict(data.get("newer_methods", {})),
     )

@@ -49,9 +49,11 @@ class Enum:
 class Param:
     """One Python-visible parameter, which may stand for several C parameters.
 
-    kind: "str", "int", "float", "enum", "object" (a handle class instance or
-    None), "buffer" (bytes-like; C pointer + size), "image_buffer" (bytes-like of
-    at least pitch * height bytes), "dict" (str -> str; C count, keys, values).
+    kind: "str", "int", "float", "enum", "object" (a handle class instance),
+    "optional_object" (a handle class instance or None, for the parameters the
+    manifest lists as nullable), "buffer" (bytes-like; C pointer + size),
+    "image_buffer" (bytes-like of at least pitch * height bytes), "dict" (str ->
+    str; C count, keys, values).
     """
 
     py_name: str
@@ -221,7 +223,10 @@ def _classify_params(
             cast = "const char *" if p.type == "const char *" else "const void *"
             c_args += [
                 f"static_cast<{cast}>(static_cast<const void *>({p.name}.data()))",
-                f"static_cast<{nxt.type}>({p.name}.size())",
+                # size32() raises above 4 GiB instead of truncating
+                f"{p.name}.size32()"
+                if nxt.type == "uint32_t"
+                else f"static_cast<{nxt.type}>({p.name}.size())",
             ]
             i += 2
             continue
@@ -263,8 +268,13 @@ def _classify_params(
             result.append(Param(p.name, "enum", p.type, py_name(p.type), c_names=(p.name,)))
             c_args.append(f"static_cast<{p.type}>({p.name})")
         elif handle := _pointee_handle(p.type, ctx.handles):
-            result.append(Param(p.name, "object", p.type, py_name(handle), c_names=(p.name,)))
-            c_args.append(f"({p.name} ? {p.name}->get() : nullptr)")
+            if f"{fn.name}.{p.name}" in ctx.manifest.nullable_params:
+                result.append(
+                    Param(p.name, "optional_object", p.type, py_name(handle), c_names=(p.name,))
+                )
+            else:
+                result.append(Param(p.name, "object", p.type, py_name(handle), c_names=(p.name,)))
+            c_args.append(f"{p.name}_lease_.get()")
         else:
             raise UnsupportedError(f"parameter {p.name} of type {p.type}")
         i += 1

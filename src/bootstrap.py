@@ -6,12 +6,19 @@ side calls these functions with that interpreter's GIL held.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import threading
 import time
 
 import orthanc
+
+
+def loggable(text: str) -> str:
+    """`text` as the Orthanc log can take it: lone surrogates (client bytes that
+    are not UTF-8, decoded with surrogateescape) become backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class LogStream:
@@ -27,14 +34,14 @@ class LogStream:
             self._pending += text
             *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            self._log(line)
+            self._log(loggable(line))
         return len(text)
 
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, ""
         if pending:
-            self._log(pending)
+            self._log(loggable(pending))
 
     def isatty(self) -> bool:
         return False
@@ -52,7 +59,7 @@ class OrthancLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = self.format(record)
+            message = loggable(self.format(record))
         except Exception:  # noqa: BLE001 - logging's own convention
             self.handleError(record)
             return
@@ -65,10 +72,17 @@ class OrthancLogHandler(logging.Handler):
 
 
 def install_log_streams() -> None:
-    """print() goes to the Orthanc log as information, sys.stderr as errors, and the
-    root logger's records at their level (INFO and above; Orthanc shows INFO with
-    --verbose)."""
-    sys.stdout = LogStream(orthanc.LogInfo)
+    """print() goes to Orthanc's standard output, as with the existing plugin (the
+    Orthanc Book's hello world shows at the default log level); sys.stderr to the
+    Orthanc log as errors; the root logger's records at their level (INFO and
+    above; Orthanc shows INFO with --verbose)."""
+    try:
+        # Line-buffered, so lines of several interpreters do not interleave mid-line.
+        sys.stdout = open(  # noqa: SIM115 - lives as long as the interpreter
+            1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False
+        )
+    except OSError:  # no standard output (a daemon): the log instead
+        sys.stdout = LogStream(orthanc.LogWarning)
     sys.stderr = LogStream(orthanc.LogError)
     handler = OrthancLogHandler()
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -175,5 +189,5 @@ def join_threads(timeout: float) -> list[str]:
 
 def flush_log_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, LogStream):
+        if isinstance(stream, (LogStream, io.TextIOBase)):
             stream.flush()

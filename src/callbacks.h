@@ -8,6 +8,8 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cxxabi.h>
+
 #include <atomic>
 #include <string>
 #include <type_traits>
@@ -70,13 +72,15 @@ size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>
 /// Runs `body()` in interpreter `index` (attached, counted in flight). A Python
 /// exception is logged with its traceback under `what` and turns into
 /// `on_error` (into its Orthanc error code when Result is an error code); so
-/// does a C++ exception. Never throws.
+/// does a C++ exception. Throws nothing but abi::__forced_unwind (pthread_exit
+/// must unwind: swallowing it aborts the process).
 template <typename Result, typename Body>
-Result call_in(size_t index, const char* what, Result on_error, Body&& body) noexcept {
+Result call_in(size_t index, const char* what, Result on_error, Body&& body) {
     interpreter_pool& pool = interpreter_pool::instance();
-    if (!pool.running()) return on_error;
     try {
-        in_flight_scope busy(pool.stats(index));
+        // Counted first, then checked: finalize() waits for what it did not refuse.
+        in_flight_scope busy(pool, index);
+        if (!pool.running()) return on_error;
         attach_guard attached(index);
         try {
             return body();
@@ -86,6 +90,8 @@ Result call_in(size_t index, const char* what, Result on_error, Body&& body) noe
         } catch (const std::exception& error) {
             log_error(std::string("Python: ") + what + ": " + error.what());
         }
+    } catch (const abi::__forced_unwind&) {
+        throw;
     } catch (const std::exception& error) {
         log_error(std::string("Python: internal error in ") + what + ": " + error.what());
     } catch (...) {

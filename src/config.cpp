@@ -84,6 +84,10 @@ plugin_config parse_config(const std::string& json, unsigned cpu_count) {
         if (!v->isString()) throw config_error("PythonVirtualEnv must be a string");
         if (!v->asString().empty()) config.virtual_env = fs::absolute(v->asString()).string();
     }
+    if (const Json::Value* v = find_option(root, "PythonHome", "Home")) {
+        if (!v->isString()) throw config_error("PythonHome must be a string");
+        if (!v->asString().empty()) config.home = fs::absolute(v->asString()).string();
+    }
     if (const Json::Value* v = find_option(root, "PythonInterpreters", "Interpreters"))
         config.interpreters = parse_interpreters(*v, cpu_count);
     config.other_python_plugins = find_other_python_plugins(root);

@@ -20,6 +20,7 @@ struct plugin_config {
     bool verbose = false;         ///< PythonVerbose / Python.Verbose
     unsigned interpreters = 1;    ///< PythonInterpreters / Python.Interpreters ("auto": cores)
     std::string virtual_env;      ///< PythonVirtualEnv / Python.VirtualEnv; empty: our own
+    std::string home;             ///< PythonHome / Python.Home; empty: the build's base Python
     std::vector<std::string> other_python_plugins;  ///< libOrthancPython* files Orthanc loads too
 };
 

@@ -1,6 +1,7 @@
 #include "errors.h"
 
 #include "interpreter_pool.h"
+#include "py_bytes.h"
 #include "sdk.h"
 
 #include <string>
@@ -28,7 +29,8 @@ void bind_errors(py::module_& module) {
 }
 
 void raise_orthanc_exception(OrthancPluginErrorCode code, const char* description) {
-    if (description == nullptr) description = OrthancPluginGetErrorDescription(context(), code);
+    if (description == nullptr && context() != nullptr)
+        description = OrthancPluginGetErrorDescription(context(), code);
     py::object args = py::make_tuple(static_cast<int>(code),
                                      description ? description : "Unknown error");
     PyErr_SetObject(orthanc_exception_type().ptr(), args.ptr());
@@ -66,7 +68,7 @@ std::string format_exception(const py::error_already_set& error) {
     try {
         py::object format = py::module_::import("traceback").attr("format_exception");
         py::object lines = format(error.type(), error.value(), error.trace());
-        std::string text = py::str("").attr("join")(lines).cast<std::string>();
+        std::string text = loggable_text(py::str("").attr("join")(lines));
         while (!text.empty() && text.back() == '\n') text.pop_back();
         return text;
     } catch (const py::error_already_set&) {

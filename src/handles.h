@@ -2,6 +2,7 @@
 #pragma once
 
 #include "errors.h"
+#include "interpreter_pool.h"
 #include "py_bytes.h"
 #include "sdk.h"
 
@@ -9,7 +10,10 @@
 
 #include <orthanc/OrthancCPlugin.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace opm {
@@ -29,43 +33,95 @@ struct handle_traits {
 /// - Borrowed: lent by Orthanc to a callback, invalidated when the callback
 ///   returns; later use raises orthanc.OrthancException, never touches the pointer.
 /// - Python cannot construct one: there is no constructor binding.
-/// - Used with the GIL of the interpreter that created it.
+/// - Used with the GIL of the interpreter that created it, from any of its
+///   threads. An SDK call runs with the GIL released: it holds a `lease`, and
+///   invalidate() / release() wait for every lease to end, so a thread that got
+///   the object from a callback cannot use it after Orthanc freed it.
 template <typename T>
 class handle {
 public:
+    /// The pointer, valid while this lives (an SDK call in progress); empty for
+    /// an optional parameter given None.
+    class lease {
+    public:
+        lease() = default;
+        lease(lease&& other) noexcept : owner_(other.owner_), pointer_(other.pointer_) {
+            other.owner_ = nullptr;
+        }
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+        lease& operator=(lease&&) = delete;
+        ~lease() {
+            if (owner_ != nullptr) owner_->users_.fetch_sub(1, std::memory_order_seq_cst);
+        }
+        T* get() const { return pointer_; }
+
+    private:
+        friend class handle;
+        lease(handle* owner, T* pointer) : owner_(owner), pointer_(pointer) {}
+        handle* owner_ = nullptr;
+        T* pointer_ = nullptr;
+    };
+
     handle(T* pointer, bool owned) : pointer_(pointer), owned_(owned) {}
     handle(const handle&) = delete;
     handle& operator=(const handle&) = delete;
     ~handle() {
-        if (owned_ && pointer_ != nullptr) handle_traits<T>::destroy(pointer_);
+        T* pointer = pointer_.load();
+        if (owned_ && pointer != nullptr) handle_traits<T>::destroy(pointer);
     }
 
-    T* get() const {
-        if (pointer_ == nullptr)
+    /// The pointer for one SDK call; raises if the object is no longer valid.
+    /// Counted before the check, so invalidate() either sees the count or
+    /// this sees the null pointer (both sequentially consistent).
+    lease take() {
+        users_.fetch_add(1, std::memory_order_seq_cst);
+        T* pointer = pointer_.load(std::memory_order_seq_cst);
+        if (pointer == nullptr) {
+            users_.fetch_sub(1, std::memory_order_seq_cst);
             raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
                                     "this object belongs to a callback that has returned");
-        return pointer_;
+        }
+        return lease(this, pointer);
     }
-    /// get() for a call that answers a request (see `used()`).
-    T* use() {
-        T* pointer = get();
-        used_ = true;
-        return pointer;
+    /// take() for a call that answers a request (see `used()`).
+    lease use() {
+        lease taken = take();
+        used_.store(true, std::memory_order_relaxed);
+        return taken;
     }
-    bool used() const { return used_; }
-    void invalidate() { pointer_ = nullptr; }
+    /// take() of an optional parameter: an empty lease for None.
+    static lease take_optional(handle* object) { return object ? object->take() : lease(); }
+    bool used() const { return used_.load(std::memory_order_relaxed); }
+    /// No further use; waits for the SDK calls in progress in other threads. GIL held.
+    void invalidate() {
+        pointer_.store(nullptr, std::memory_order_seq_cst);
+        wait_for_leases();
+    }
     /// Hands the handle over to Orthanc: no longer freed here, no longer usable.
     T* release() {
-        T* pointer = get();
-        pointer_ = nullptr;
+        T* pointer = pointer_.exchange(nullptr, std::memory_order_seq_cst);
+        if (pointer == nullptr)
+            raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                    "this object belongs to a callback that has returned");
         owned_ = false;
+        wait_for_leases();
         return pointer;
     }
 
 private:
-    T* pointer_;
+    void wait_for_leases() {
+        if (users_.load(std::memory_order_seq_cst) == 0) return;
+        // The lease holders need this interpreter's GIL to finish their call.
+        release_gil unlocked;
+        while (users_.load(std::memory_order_seq_cst) != 0)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+
+    std::atomic<T*> pointer_;
     bool owned_;
-    bool used_ = false;
+    std::atomic<bool> used_{false};
+    std::atomic<int> users_{0};
 };
 
 /// A borrowed handle for the duration of a callback: `object` goes to Python,

@@ -43,8 +43,7 @@ OrthancPluginErrorCode on_transcode(OrthancPluginMemoryBuffer* transcoded, const
             py::object result = callback(data, allowed, allow_new_sop_instance_uid != 0);
             if (result.is_none()) continue;
             byte_view bytes(result);
-            if (OrthancPluginCreateMemoryBuffer(context(), transcoded,
-                                                static_cast<uint32_t>(bytes.size())) !=
+            if (OrthancPluginCreateMemoryBuffer(context(), transcoded, bytes.size32()) !=
                 OrthancPluginErrorCode_Success)
                 throw std::runtime_error("cannot allocate the transcoded file");
             std::memcpy(transcoded->data, bytes.data(), bytes.size());

@@ -1,7 +1,9 @@
 #include "interpreter_pool.h"
 
+#include "errors.h"
 #include "sdk.h"
 
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -97,7 +99,20 @@ void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<void()>& prepare_main,
                                   const std::function<void(size_t)>& prepare) {
     size_ = options.interpreters < 1 ? 1 : options.interpreters;
+    if (size_ > max_interpreters) throw std::invalid_argument("too many interpreters");
     g_generation.fetch_add(1);
+    for (interpreter_stats& stats : stats_) {
+        stats.in_flight = 0;
+        stats.calls = 0;
+        stats.errors = 0;
+        stats.busy_ns = 0;
+    }
+    sdk_open_.store(true);
+    finalizing_thread_ = std::thread::id();
+    // Threads started by the script of interpreter 0 read slots_ (current_index)
+    // while the next interpreters are added: it must never reallocate.
+    slots_.clear();
+    slots_.reserve(size_);
     PyConfig config;
     // Isolated: Orthanc's environment (PYTHONPATH, PYTHONHOME...) is not meant for us,
     // and Python must not take over Orthanc's signal handlers.
@@ -176,10 +191,29 @@ void interpreter_pool::for_each(const std::function<void(size_t)>& fn) {
     }
 }
 
-void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end) {
-    running_.store(false, std::memory_order_release);
+bool interpreter_pool::wait_for_zero(const std::atomic<int>& counter,
+                                     std::chrono::steady_clock::time_point deadline) {
+    while (counter.load(std::memory_order_seq_cst) != 0) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
+                                std::chrono::steady_clock::time_point deadline) {
+    running_.store(false, std::memory_order_seq_cst);
     if (main_tstate_ == nullptr) return;  // Python never started
 
+    // 1. Callbacks still running would see their callables cleared under them.
+    if (!wait_for_zero(active_calls_, deadline)) {
+        log_error("Python: " + std::to_string(active_calls_.load()) +
+                  " callbacks still run at stop; the Python runtime is left running so that "
+                  "Orthanc can exit");
+        return;
+    }
+
+    // 2.
     bool all_stopped = true;
     std::vector<bool> stopped(slots_.size(), true);
     for_each([&](size_t i) {
@@ -187,6 +221,17 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end) {
         all_stopped = all_stopped && stopped[i];
     });
 
+    // 3. Only this thread may still call the SDK (finalization runs Python code).
+    finalizing_thread_ = std::this_thread::get_id();
+    sdk_open_.store(false, std::memory_order_seq_cst);
+    const auto at_least = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    if (!wait_for_zero(sdk_calls_, std::max(deadline, at_least))) {
+        log_error("Python: threads of the script are still inside calls to Orthanc at stop; "
+                  "the Python runtime is left running so that Orthanc can exit");
+        return;
+    }
+
+    // 4.
     reap_cached_thread_states();
 
     if (!uses_main_) {
@@ -211,6 +256,15 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end) {
     main_tstate_ = nullptr;
     slots_.clear();
     size_ = 0;
+}
+
+bool interpreter_pool::enter_sdk_call() {
+    sdk_calls_.fetch_add(1, std::memory_order_seq_cst);
+    if (sdk_open_.load(std::memory_order_seq_cst) ||
+        std::this_thread::get_id() == finalizing_thread_)
+        return true;
+    sdk_calls_.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
 }
 
 void interpreter_pool::reap_cached_thread_states() {
@@ -252,6 +306,19 @@ PyThreadState* interpreter_pool::thread_state_for(size_t index) {
         g_registry.insert(state);
     }
     return state;
+}
+
+sdk_call::sdk_call() {
+    interpreter_pool& pool = interpreter_pool::instance();
+    if (!pool.enter_sdk_call())
+        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                "Orthanc is stopping: the plugin no longer calls it");
+    state_ = PyEval_SaveThread();
+}
+
+sdk_call::~sdk_call() noexcept(false) {
+    PyEval_RestoreThread(state_);
+    interpreter_pool::instance().leave_sdk_call();
 }
 
 attach_guard::attach_guard(size_t index) : previous_(current_thread_state()) {

@@ -3,14 +3,19 @@
 
 #include <Python.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace opm {
+
+/// PythonInterpreters accepts at most this many.
+constexpr size_t max_interpreters = 1024;
 
 struct pool_options {
     unsigned interpreters = 1;       ///< 1: the main interpreter; N >= 2: N isolated sub-interpreters
@@ -51,13 +56,22 @@ public:
     /// (on the calling thread, which must hold no GIL).
     void for_each(const std::function<void(size_t)>& fn);
 
-    /// Shuts the runtime down: `before_end(index, deadline)` runs in each interpreter
-    /// (GIL held) and returns false when a thread of that interpreter would not stop;
-    /// such an interpreter, and then the whole runtime, is left running rather than
-    /// hanging the process. Cached thread states are deleted first.
-    void finalize(const std::function<bool(size_t)>& before_end);
+    /// Shuts the runtime down, bounded by `deadline`:
+    /// 1. refuses new callbacks and waits for those in flight (their lists must
+    ///    not be cleared under them);
+    /// 2. `before_end(index)` runs in each interpreter (GIL held) and returns false
+    ///    when a thread of that interpreter would not stop;
+    /// 3. refuses SDK calls from other threads and waits for those in progress:
+    ///    a daemon thread that finalization meets inside one would be ended by
+    ///    pthread_exit when it takes the GIL back, unwinding through C++ frames;
+    /// 4. deletes cached thread states, ends the interpreters, finalizes.
+    /// Whatever does not finish in time leaves the runtime running (logged)
+    /// rather than hanging or aborting the process.
+    void finalize(const std::function<bool(size_t)>& before_end,
+                  std::chrono::steady_clock::time_point deadline);
 
-    bool running() const { return running_.load(std::memory_order_acquire); }
+    // seq_cst: pairs with the count in in_flight_scope (see there).
+    bool running() const { return running_.load(std::memory_order_seq_cst); }
     /// The number of interpreters asked for (all exist once initialize() returns).
     size_t size() const { return size_; }
     bool uses_main_interpreter() const { return uses_main_; }
@@ -65,7 +79,21 @@ public:
     /// Index of the interpreter the calling thread is attached to (its GIL held).
     size_t current_index() const;
 
-    interpreter_stats& stats(size_t index) { return *slots_[index].stats; }
+    /// Never freed (a late callback may still read them); reset by initialize().
+    interpreter_stats& stats(size_t index) { return stats_[index]; }
+
+    /// Callbacks in flight, all interpreters together (see in_flight_scope).
+    std::atomic<int>& active_calls() { return active_calls_; }
+
+    /// Counts an SDK call about to run with the GIL released; false (nothing
+    /// counted) once finalize() refuses them, except on the finalizing thread.
+    bool enter_sdk_call();
+    void leave_sdk_call() { sdk_calls_.fetch_sub(1, std::memory_order_seq_cst); }
+    /// Refuses every SDK call from now on (end of OrthancPluginFinalize).
+    void close_sdk_calls() {
+        finalizing_thread_ = std::thread::id();
+        sdk_open_.store(false, std::memory_order_seq_cst);
+    }
 
     // Used by attach_guard.
     PyThreadState* thread_state_for(size_t index);
@@ -74,17 +102,24 @@ private:
     struct slot {
         PyInterpreterState* interp = nullptr;
         PyThreadState* owner = nullptr;  ///< created with the interpreter, on the init thread
-        std::unique_ptr<interpreter_stats> stats = std::make_unique<interpreter_stats>();
         bool ended = false;
     };
 
     void reap_cached_thread_states();
+    /// Waits (no GIL held) until `counter` is zero or `deadline`; false on time-out.
+    static bool wait_for_zero(const std::atomic<int>& counter,
+                              std::chrono::steady_clock::time_point deadline);
 
     std::vector<slot> slots_;
     size_t size_ = 0;
     PyThreadState* main_tstate_ = nullptr;
     bool uses_main_ = true;
     std::atomic<bool> running_{false};
+    std::array<interpreter_stats, max_interpreters> stats_;
+    std::atomic<int> active_calls_{0};
+    std::atomic<bool> sdk_open_{true};
+    std::atomic<int> sdk_calls_{0};
+    std::thread::id finalizing_thread_;
 };
 
 /// Attaches the calling thread to one interpreter and takes its GIL for the
@@ -104,12 +139,14 @@ private:
     PyThreadState* previous_;
 };
 
-/// Releases the GIL the calling thread holds for the lifetime of the object
-/// (around every SDK call, so Orthanc may call back into any interpreter).
+/// Releases the GIL the calling thread holds for the lifetime of the object.
 class release_gil {
 public:
     release_gil() : state_(PyEval_SaveThread()) {}
-    ~release_gil() { PyEval_RestoreThread(state_); }
+    // noexcept(false): on 3.13, a daemon thread that takes the GIL back after
+    // finalization is ended by pthread_exit, whose forced unwind must not meet
+    // a noexcept frame (std::terminate). finalize() makes this unlikely (see 3.).
+    ~release_gil() noexcept(false) { PyEval_RestoreThread(state_); }
     release_gil(const release_gil&) = delete;
     release_gil& operator=(const release_gil&) = delete;
 
@@ -117,11 +154,32 @@ private:
     PyThreadState* state_;
 };
 
+/// Around every SDK call: raises orthanc.OrthancException once the plugin is
+/// stopping (GIL held), else counts the call and releases the GIL for its
+/// lifetime, so Orthanc may call back into any interpreter meanwhile.
+class sdk_call {
+public:
+    sdk_call();
+    ~sdk_call() noexcept(false);
+    sdk_call(const sdk_call&) = delete;
+    sdk_call& operator=(const sdk_call&) = delete;
+
+private:
+    PyThreadState* state_;
+};
+
 /// Counts a call as in flight on an interpreter (for least-loaded dispatch).
+///
+/// Counted before the caller checks running(): finalize() sets running_ to
+/// false, then waits for the pool-wide count, so a callback is either refused
+/// or waited for (both sequentially consistent).
 class in_flight_scope {
 public:
-    explicit in_flight_scope(interpreter_stats& stats)
-        : stats_(stats), started_(std::chrono::steady_clock::now()) {
+    in_flight_scope(interpreter_pool& pool, size_t index)
+        : stats_(pool.stats(index)),
+          active_(pool.active_calls()),
+          started_(std::chrono::steady_clock::now()) {
+        active_.fetch_add(1, std::memory_order_seq_cst);
         stats_.in_flight.fetch_add(1, std::memory_order_relaxed);
         stats_.calls.fetch_add(1, std::memory_order_relaxed);
     }
@@ -131,12 +189,14 @@ public:
             std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count(),
             std::memory_order_relaxed);
         stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+        active_.fetch_sub(1, std::memory_order_seq_cst);
     }
     in_flight_scope(const in_flight_scope&) = delete;
     in_flight_scope& operator=(const in_flight_scope&) = delete;
 
 private:
     interpreter_stats& stats_;
+    std::atomic<int>& active_;
     std::chrono::steady_clock::time_point started_;
 };
 

@@ -206,7 +206,7 @@ void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls) {
             OrthancPluginJob* job = self.release();
             char* id;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 id = OrthancPluginSubmitJob(context(), job, priority);
             }
             if (id == nullptr)

@@ -4,6 +4,8 @@
 #include "orthanc_handwritten.h"
 #include "py_bytes.h"
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -41,10 +43,13 @@ public:
         worker_ = std::thread([this] { run(); });
     }
 
-    void stop() {
+    /// Delivers what is queued until `deadline`, then drops the rest (logged)
+    /// but still delivers ORTHANC_STOPPED; returns when the worker has ended.
+    void stop(std::chrono::steady_clock::time_point deadline) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             stopping_ = true;
+            deadline_ = deadline;
         }
         ready_.notify_one();
         if (worker_.joinable()) worker_.join();
@@ -57,12 +62,27 @@ private:
             {
                 std::unique_lock<std::mutex> lock(mutex_);
                 ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+                if (stopping_ && std::chrono::steady_clock::now() >= deadline_) drop_late_changes();
                 if (queue_.empty()) return;  // stopping, and everything delivered
                 item = std::move(queue_.front());
                 queue_.pop_front();
             }
             deliver(item);
         }
+    }
+
+    /// Keeps only ORTHANC_STOPPED (the scripts stop their threads on it). Lock held.
+    void drop_late_changes() {
+        const auto stopped = [](const change& item) {
+            return item.type == OrthancPluginChangeType_OrthancStopped;
+        };
+        const size_t before = queue_.size();
+        queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                                    [&](const change& item) { return !stopped(item); }),
+                     queue_.end());
+        if (queue_.size() != before)
+            log_warning("Python: Orthanc is stopping: " + std::to_string(before - queue_.size()) +
+                        " changes not delivered to the OnChange callback in time were dropped");
     }
 
     static void deliver(const change& item) {
@@ -91,6 +111,7 @@ private:
     std::condition_variable ready_;
     std::deque<change> queue_;
     bool stopping_ = false;
+    std::chrono::steady_clock::time_point deadline_;
     std::thread worker_;
 };
 
@@ -129,9 +150,9 @@ void start_on_change() {
     g_started = true;
 }
 
-void stop_on_change() {
+void stop_on_change(std::chrono::steady_clock::time_point deadline) {
     if (!g_started) return;
-    g_queue.stop();
+    g_queue.stop(deadline);
     g_started = false;
 }
 

@@ -1,13 +1,16 @@
 // OnChange callbacks: queued by Orthanc's threads, delivered in order by one thread.
 #pragma once
 
+#include <chrono>
+
 namespace opm {
 
 /// Starts the delivery thread if a script registered an OnChange callback.
 void start_on_change();
 
-/// Delivers what is queued (ORTHANC_STOPPED included) and stops the thread.
-/// Call before the interpreters stop; no GIL held.
-void stop_on_change();
+/// Delivers what is queued until `deadline`, drops the rest (logged, except
+/// ORTHANC_STOPPED, always delivered) and stops the thread. Call before the
+/// interpreters stop; no GIL held.
+void stop_on_change(std::chrono::steady_clock::time_point deadline);
 
 }  // namespace opm

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "module.h"
 #include "on_change.h"
+#include "py_bytes.h"
 #include "rest.h"
 #include "sdk.h"
 
@@ -17,6 +18,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
 
@@ -161,9 +163,8 @@ void prepare_interpreter(size_t index, const environment& env) {
             boot.attr("load_script")(g_config.script);
         } catch (const py::error_already_set& error) {
             const std::string traceback = format_exception(error);
-            const std::string advice =
-                boot.attr("explain_load_failure")(error.value(), g_config.interpreters)
-                    .cast<std::string>();
+            const std::string advice = loggable_text(
+                boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
             boot.attr("flush_log_streams")();
             throw script_error("Python: the script " + g_config.script +
                                " raised an exception while loading in interpreter " +
@@ -199,7 +200,7 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
         bootstrap().attr("flush_log_streams")();
         if (alive.empty()) return true;
         std::string names;
-        for (py::handle name : alive) names += " " + py::str(name).cast<std::string>();
+        for (py::handle name : alive) names += " " + loggable_text(py::str(name));
         log_error("Python: threads of interpreter " + std::to_string(index) +
                   " still run after " + std::to_string(static_cast<int>(thread_stop_timeout_s)) +
                   " s:" + names + " (stop them on ORTHANC_STOPPED)");
@@ -211,14 +212,19 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
     }
 }
 
+std::chrono::steady_clock::time_point stop_deadline() {
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+               std::chrono::duration<double>(thread_stop_timeout_s));
+}
+
 void stop_python() {
-    // ORTHANC_STOPPED is delivered first, so scripts can stop their threads.
-    stop_on_change();
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                              std::chrono::duration<double>(thread_stop_timeout_s));
+    // ORTHANC_STOPPED is delivered first, so scripts can stop their threads; a
+    // backlog behind a slow callback gets as long as the threads do, no more.
+    stop_on_change(stop_deadline());
+    const auto deadline = stop_deadline();
     interpreter_pool::instance().finalize(
-        [deadline](size_t index) { return stop_interpreter(index, deadline); });
+        [deadline](size_t index) { return stop_interpreter(index, deadline); }, deadline);
 }
 
 int32_t initialize(OrthancPluginContext* context) {
@@ -265,7 +271,8 @@ int32_t initialize(OrthancPluginContext* context) {
     pool_options options;
     options.interpreters = g_config.interpreters;
     options.verbose = g_config.verbose;
-    options.home = ORTHANC_PYTHON_MULTI_HOME;
+    // The base Python the plugin was built with, unless it lives elsewhere here.
+    options.home = g_config.home.empty() ? ORTHANC_PYTHON_MULTI_HOME : g_config.home;
     options.executable = env.executable;
 
     interpreter_pool& pool = interpreter_pool::instance();
@@ -297,6 +304,8 @@ extern "C" {
 ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* context) {
     try {
         return opm::initialize(context);
+    } catch (const abi::__forced_unwind&) {
+        throw;  // pthread_exit: swallowing it aborts the process
     } catch (const std::exception& error) {
         opm::log_error(std::string("Python: ") + error.what());
     } catch (...) {
@@ -313,6 +322,10 @@ ORTHANC_PLUGINS_API void OrthancPluginFinalize() {
     } catch (const std::exception& error) {
         opm::log_error(std::string("Python: error at shutdown: ") + error.what());
     }
+    // A thread left running (the runtime was not finalized) must not reach an
+    // Orthanc that is going away: its SDK calls raise from now on.
+    opm::interpreter_pool::instance().close_sdk_calls();
+    opm::set_context(nullptr);
 }
 
 ORTHANC_PLUGINS_API const char* OrthancPluginGetName() { return opm::plugin_name; }

@@ -3,7 +3,9 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace opm {
 
@@ -37,6 +39,16 @@ public:
 
     const char* data() const { return data_; }
     size_t size() const { return size_; }
+    /// The size for an SDK parameter of type uint32_t; raises ValueError above
+    /// 4 GiB - 1 rather than pass a truncated size (no Python API called: this
+    /// may run with the GIL released).
+    uint32_t size32() const {
+        if (size_ > UINT32_MAX)
+            throw py::value_error("a buffer of " + std::to_string(size_) +
+                                  " bytes is too large for Orthanc here (at most " +
+                                  std::to_string(UINT32_MAX) + " bytes)");
+        return static_cast<uint32_t>(size_);
+    }
 
 private:
     py::object owner_;
@@ -55,6 +67,16 @@ inline py::str decode_text(const char* text) {
                                              "surrogateescape");
     if (decoded == nullptr) throw py::error_already_set();
     return py::reinterpret_steal<py::str>(decoded);
+}
+
+/// UTF-8 of a str for the Orthanc log: lone surrogates (from decode_text) as
+/// backslash escapes, so that reporting text from a client never fails. GIL held.
+inline std::string loggable_text(py::handle text) {
+    PyObject* encoded = PyUnicode_AsEncodedString(text.ptr(), "utf-8", "backslashreplace");
+    if (encoded == nullptr) throw py::error_already_set();
+    std::string result(PyBytes_AS_STRING(encoded), static_cast<size_t>(PyBytes_GET_SIZE(encoded)));
+    Py_DECREF(encoded);
+    return result;
 }
 
 }  // namespace opm

@@ -8,6 +8,8 @@
 #include "py_bytes.h"
 #include "sdk.h"
 
+#include <cxxabi.h>
+
 #include <array>
 #include <atomic>
 #include <memory>
@@ -96,13 +98,16 @@ OrthancPluginErrorCode call_route(const py::object& callable, OrthancPluginRestO
 OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, const char* url,
                                    const OrthancPluginHttpRequest* request) {
     interpreter_pool& pool = interpreter_pool::instance();
-    if (!pool.running()) return OrthancPluginErrorCode_Plugin;
     try {
         route& r = *g_routes[id];
         const size_t index = least_loaded(r.interpreters, r.next);
-        in_flight_scope busy(pool.stats(index));
+        // Counted first, then checked: finalize() waits for what it did not refuse.
+        in_flight_scope busy(pool, index);
+        if (!pool.running()) return OrthancPluginErrorCode_Plugin;
         attach_guard attached(index);
         return call_route(r.callables[index], output, url, request);
+    } catch (const abi::__forced_unwind&) {
+        throw;  // pthread_exit: swallowing it aborts the process
     } catch (const std::exception& error) {
         log_error(std::string("Python: internal error in a REST callback: ") + error.what());
     } catch (...) {

@@ -14,11 +14,12 @@ void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls) {
     cls.def(
         "GetImageBuffer",
         [](handle<OrthancPluginImage>& self) {
-            OrthancPluginImage* image = self.get();
+            auto lease = self.take();  // keeps the object valid during the SDK call
+            OrthancPluginImage* image = lease.get();
             const void* pixels;
             size_t size;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 pixels = OrthancPluginGetImageBuffer(context(), image);
                 size = static_cast<size_t>(OrthancPluginGetImagePitch(context(), image)) *
                        OrthancPluginGetImageHeight(context(), image);
@@ -39,7 +40,7 @@ void bind_create_image_from_buffer(py::module_& m) {
             check_image_buffer(buffer, pitch, height);
             OrthancPluginImage* image;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 image = OrthancPluginCreateImage(
                     context(), static_cast<OrthancPluginPixelFormat>(format), width, height);
             }
@@ -61,11 +62,12 @@ void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomI
     cls.def(
         "GetInstanceData",
         [](handle<OrthancPluginDicomInstance>& self) {
-            OrthancPluginDicomInstance* instance = self.get();
+            auto lease = self.take();  // keeps the object valid during the SDK call
+            OrthancPluginDicomInstance* instance = lease.get();
             const void* data;
             int64_t size;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 data = OrthancPluginGetInstanceData(context(), instance);
                 size = OrthancPluginGetInstanceSize(context(), instance);
             }
@@ -84,7 +86,7 @@ void bind_lookup_dictionary(py::module_& m) {
             OrthancPluginDictionaryEntry entry{};
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 code = OrthancPluginLookupDictionary(context(), &entry, name.c_str());
             }
             check_sdk(code);
@@ -105,12 +107,13 @@ namespace {
 
 std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& self,
                                              uint32_t index) {
-    OrthancPluginFindQuery* query = self.get();
+    auto lease = self.take();  // keeps the object valid during the SDK call
+    OrthancPluginFindQuery* query = lease.get();
     uint16_t group = 0;
     uint16_t element = 0;
     OrthancPluginErrorCode code;
     {
-        release_gil unlocked;
+        sdk_call unlocked;
         code = OrthancPluginGetFindQueryTag(context(), &group, &element, query, index);
     }
     check_sdk(code);
@@ -144,15 +147,14 @@ namespace {
 /// callback), so the Python API needs no binary callback.
 py::object encode_dicomweb(py::object dicom_arg, bool xml) {
     byte_view dicom(dicom_arg);
+    const uint32_t size = dicom.size32();
     char* text;
     {
-        release_gil unlocked;
-        text = xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(),
-                                                     static_cast<uint32_t>(dicom.size()),
-                                                     nullptr, nullptr)
-                   : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(),
-                                                      static_cast<uint32_t>(dicom.size()),
-                                                      nullptr, nullptr);
+        sdk_call unlocked;
+        text = xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(), size, nullptr,
+                                                     nullptr)
+                   : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(), size, nullptr,
+                                                      nullptr);
     }
     if (text == nullptr)
         raise_orthanc_exception(OrthancPluginErrorCode_BadFileFormat,
@@ -161,10 +163,11 @@ py::object encode_dicomweb(py::object dicom_arg, bool xml) {
 }
 
 py::object instance_dicomweb(handle<OrthancPluginDicomInstance>& self, bool xml) {
-    OrthancPluginDicomInstance* instance = self.get();
+    auto lease = self.take();  // keeps the object valid during the SDK call
+    OrthancPluginDicomInstance* instance = lease.get();
     char* text;
     {
-        release_gil unlocked;
+        sdk_call unlocked;
         text = xml ? OrthancPluginGetInstanceDicomWebXml(context(), instance, nullptr, nullptr)
                    : OrthancPluginGetInstanceDicomWebJson(context(), instance, nullptr, nullptr);
     }

@@ -16,7 +16,8 @@ StartOrthanc = Callable[..., OrthancServer]
 
 @pytest.fixture
 def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrthanc]:
-    """start(script, interpreters=1, extra=None, wait=True, start=True) -> an OrthancServer.
+    """start(script, interpreters=1, extra=None, wait=True, start=True, verbose=True)
+    -> an OrthancServer (verbose: Orthanc's --verbose, information lines logged).
 
     At teardown each server still running is stopped with SIGTERM; the test fails
     unless it exits with code 0 and its log has no "Fatal Python error". The log
@@ -31,12 +32,14 @@ def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrt
         extra: dict[str, Any] | None = None,
         wait: bool = True,
         start: bool = True,
+        verbose: bool = True,
     ) -> OrthancServer:
         server = make_server(
             tmp_path / f"orthanc{len(servers)}",
             textwrap.dedent(script),
             interpreters=interpreters,
             extra=extra,
+            verbose=verbose,
         )
         servers.append(server)
         if start:

@@ -40,11 +40,14 @@ def make_server(
     *,
     interpreters: int | str = 1,
     extra: dict[str, Any] | None = None,
+    verbose: bool = True,
 ) -> OrthancServer:
     """An Orthanc (not started) with this plugin, running `script` (source text)."""
     plugin = Path(os.environ.get("ORTHANC_PYTHON_MULTI_PLUGIN", plugin_path()))
     return OrthancServer(
-        make_orthanc(folder, script, plugin=plugin, interpreters=interpreters, extra=extra)
+        make_orthanc(
+            folder, script, plugin=plugin, interpreters=interpreters, extra=extra, verbose=verbose
+        )
     )
 
 

@@ -344,8 +344,10 @@ def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: in
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert "Received Final Find Response (Success)" in output
     assert "PY-TEST" in output
-    assert "group 0008" in output or "group 0010" in output
+    # The first tag of the query as Orthanc hands it over: (0008,0052) QueryRetrieveLevel.
+    assert "[group 0008]" in output
     assert "Find Response: 1 (Pending)" in output
     assert "C-FIND from FINDSCU to ORTHANC" in server.log()
 
@@ -366,6 +368,7 @@ def test_findscu_worklist_gets_matching_python_answers(
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert "Received Final Find Response (Success)" in output
     assert "WORKLIST^MR" in output
     assert "WORKLIST^CT" not in output
 
@@ -373,7 +376,12 @@ def test_findscu_worklist_gets_matching_python_answers(
 @INTERPRETERS
 def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    move_study(server, "1.2.3.4")
+    result = move_study(server, "1.2.3.4")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Received Final Move Response (Success)" in output
+    message_id = re.search(r"Sending Move Request \(MsgID (\d+)\)", output)
+    assert message_id is not None, output
     lines = wait_for_log(server, "C-MOVE {")
     assert len(lines) == 1
     import json
@@ -383,7 +391,7 @@ def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpr
         "AccessionNumber": "",
         "Level": "STUDY",
         "OriginatorAET": "MOVESCU",
-        "OriginatorID": request["OriginatorID"],
+        "OriginatorID": int(message_id.group(1)),  # the C-MOVE request's message ID
         "PatientID": "",
         "SOPInstanceUID": "",
         "SeriesInstanceUID": "",
@@ -391,7 +399,6 @@ def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpr
         "StudyInstanceUID": "1.2.3.4",
         "TargetAET": "TARGET",
     }
-    assert isinstance(request["OriginatorID"], int)
 
 
 DICOM_FILTER = """
@@ -417,3 +424,171 @@ def test_incoming_dicom_instance_filter(orthanc: StartOrthanc, interpreters: int
     assert failed.status_code != 200 or failed.json()["Status"] != "Success"
     assert set(patient_names(server)) == {"WANTED"}
     assert "must return True or False, not 1" in server.log()
+
+
+ON_CHANGE_ERRORS = """
+import time
+import orthanc
+
+def First(changeType, level, resource):
+    if changeType == orthanc.ChangeType.NEW_INSTANCE:
+        time.sleep(0.2)  # a backlog builds up
+        raise ValueError('first callback failed on ' + resource)
+
+def Second(changeType, level, resource):
+    if changeType == orthanc.ChangeType.NEW_INSTANCE:
+        orthanc.LogWarning('second callback saw ' + resource)
+    elif changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        orthanc.LogWarning('second callback saw ORTHANC_STOPPED')
+
+orthanc.RegisterOnChangeCallback(First)
+orthanc.RegisterOnChangeCallback(Second)
+"""
+
+
+@INTERPRETERS
+def test_on_change_exceptions_and_the_drain_before_stop(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    server = orthanc(ON_CHANGE_ERRORS, interpreters=interpreters)
+    ids = [upload(server, make_dicom(f"DRAIN-{i}"))["ID"] for i in range(8)]
+    assert server.stop() == 0  # right away: most changes are still queued
+    lines = server.log().splitlines()
+    seen = [
+        line.split("second callback saw ")[1] for line in lines if "second callback saw " in line
+    ]
+    # Each exception is reported, the next callback still runs, nothing is lost.
+    assert seen == [*ids] + ["ORTHANC_STOPPED"] * interpreters  # to each interpreter
+    for instance in ids:
+        assert f"ValueError: first callback failed on {instance}" in lines
+    assert "changes not delivered" not in server.log()
+
+
+SCP_ERRORS = """
+import orthanc
+
+def OnCStore(dicom):
+    raise ValueError('C-STORE filter failed')
+
+def OnWorklist(answers, query, issuerAet, calledAet):
+    raise ValueError('worklist callback failed')
+
+def OnMove(**request):
+    raise ValueError('move callback failed')
+
+orthanc.RegisterIncomingCStoreInstanceFilter(OnCStore)
+orthanc.RegisterWorklistCallback(OnWorklist)
+orthanc.RegisterMoveCallback(OnMove)
+"""
+
+MOVE2_ERRORS = """
+import orthanc
+
+def Create(**request):
+    return request['StudyInstanceUID']
+
+def Size(driver):
+    return 1
+
+def Apply(driver):
+    raise ValueError('applyMove failed for ' + driver)
+
+def Free(driver):
+    orthanc.LogWarning('freeMove called for ' + driver)
+
+orthanc.RegisterMoveCallback2(Create, Size, Apply, Free)
+"""
+
+
+@INTERPRETERS
+def test_exceptions_in_scp_callbacks_are_dimse_failures(
+    orthanc: StartOrthanc, interpreters: int, tmp_path: Path
+) -> None:
+    server = orthanc(SCP_ERRORS, interpreters=interpreters, extra=SCP_CONFIG)
+    stored = storescu(server, tmp_path, make_dicom("FILTER-RAISES"))
+    assert stored.returncode != 0
+    assert "Received Store Response (Success)" not in stored.stdout + stored.stderr
+    assert server.get("/patients").json() == []
+    worklist = dcmtk("findscu", server, "-W", "-k", "PatientName=")
+    output = worklist.stdout + worklist.stderr
+    assert "Association Accepted" in output and "Received Final Find Response" in output
+    assert "Received Final Find Response (Success)" not in output
+    moved = move_study(server, "1.2.3.4")
+    output = moved.stdout + moved.stderr
+    assert "Association Accepted" in output and "Received Final Move Response" in output
+    assert "Received Final Move Response (Success)" not in output
+    log = server.log()
+    for message in ("C-STORE filter failed", "worklist callback failed", "move callback failed"):
+        assert f"ValueError: {message}" in log
+    assert server.get("/system").status_code == 200
+
+    server2 = orthanc(MOVE2_ERRORS, interpreters=interpreters, extra=SCP_CONFIG)
+    moved = move_study(server2, "5.6.7.8")
+    output = moved.stdout + moved.stderr
+    assert "Received Final Move Response" in output
+    assert "Received Final Move Response (Success)" not in output
+    assert "ValueError: applyMove failed for 5.6.7.8" in server2.log()
+    assert wait_for_log(server2, "freeMove called for 5.6.7.8")
+
+
+SEVERAL_FILTERS = """
+import json
+import orthanc
+
+def HttpA(uri, **request):
+    return 'deny-a' not in uri
+
+def HttpB(uri, **request):
+    return 'deny-b' not in uri
+
+def PatientOf(dicom):
+    return json.loads(dicom.GetInstanceSimplifiedJson())['PatientID']
+
+def DicomA(dicom):
+    return PatientOf(dicom) != 'DENY-A'
+
+def DicomB(dicom):
+    return PatientOf(dicom) != 'DENY-B'
+
+def CStoreA(dicom):
+    return 0xA700 if PatientOf(dicom) == 'REFUSE-A' else 0
+
+def CStoreB(dicom):
+    return 0xA700 if PatientOf(dicom) == 'REFUSE-B' else 0
+
+def Stored(dicom, instanceId):
+    orthanc.LogWarning('first stored callback: ' + PatientOf(dicom))
+
+def Stored2(dicom, instanceId):
+    orthanc.LogWarning('second stored callback: ' + PatientOf(dicom))
+
+orthanc.RegisterIncomingHttpRequestFilter(HttpA)
+orthanc.RegisterIncomingHttpRequestFilter(HttpB)
+orthanc.RegisterIncomingDicomInstanceFilter(DicomA)
+orthanc.RegisterIncomingDicomInstanceFilter(DicomB)
+orthanc.RegisterIncomingCStoreInstanceFilter(CStoreA)
+orthanc.RegisterIncomingCStoreInstanceFilter(CStoreB)
+orthanc.RegisterOnStoredInstanceCallback(Stored)
+orthanc.RegisterOnStoredInstanceCallback(Stored2)
+"""
+
+
+@INTERPRETERS
+def test_several_registrations_filters_allow_only_when_all_allow(
+    orthanc: StartOrthanc, interpreters: int, tmp_path: Path
+) -> None:
+    server = orthanc(SEVERAL_FILTERS, interpreters=interpreters)
+    assert server.get("/system").status_code == 200
+    assert server.get("/system", params={"x": "deny-a"}).status_code == 200  # not in the URI
+    assert server.get("/deny-a").status_code == 403
+    assert server.get("/deny-b").status_code == 403
+    assert upload(server, make_dicom("ALLOWED"))["Status"] == "Success"
+    for patient in ("DENY-A", "DENY-B"):
+        assert upload(server, make_dicom(patient))["Status"] == "FilteredOut"
+    for patient in ("REFUSE-A", "REFUSE-B"):
+        assert storescu(server, tmp_path, make_dicom(patient)).returncode != 0
+    assert storescu(server, tmp_path, make_dicom("CSTORE-ALLOWED")).returncode == 0
+    assert set(patient_names(server)) == {"ALLOWED", "CSTORE-ALLOWED"}
+    for which in ("first", "second"):
+        assert len(wait_for_log(server, f"{which} stored callback: CSTORE-ALLOWED")) == 1
+        assert len(wait_for_log(server, f"{which} stored callback: ALLOWED")) == 1

@@ -78,3 +78,56 @@ def test_run_rejects_a_missing_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no such script" in result.stderr
+
+
+def test_run_merges_config_and_is_verbose_on_request(tmp_path: Path) -> None:
+    script = tmp_path / "config.py"
+    script.write_text(
+        "import json\n"
+        "import orthanc\n"
+        "orthanc.LogInfo('an information line')\n"
+        "def Config(output, uri, **request):\n"
+        "    config = json.loads(orthanc.GetConfiguration())\n"
+        "    output.AnswerBuffer(json.dumps([config['Name'], config['Extra']]), 'text/plain')\n"
+        "orthanc.RegisterRestCallback('/config', Config)\n"
+    )
+    extra = tmp_path / "extra.json"
+    extra.write_text('{"Name": "FROM-EXTRA", "Extra": {"Value": 7}}')
+    for verbose in (True, False):
+        port, dicom_port = free_ports(2)
+        log_path = tmp_path / f"run-{verbose}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    *COMMAND,
+                    "run",
+                    str(script),
+                    "--http-port",
+                    str(port),
+                    "--dicom-port",
+                    str(dicom_port),
+                    "--storage",
+                    str(tmp_path / "storage"),
+                    "--config",
+                    str(extra),
+                    *(["--verbose"] if verbose else []),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                answer = None
+                while answer is None and time.monotonic() < deadline and process.poll() is None:
+                    try:
+                        answer = requests.get(f"http://127.0.0.1:{port}/config", timeout=2)
+                    except requests.ConnectionError:
+                        time.sleep(0.1)
+                assert answer is not None and answer.json() == ["FROM-EXTRA", {"Value": 7}]
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(60) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        assert ("an information line" in log_path.read_text()) == verbose

@@ -123,8 +123,8 @@ def test_raw_invalid_utf8_in_the_path_is_refused_by_orthanc(echo_server: Orthanc
 def test_long_path_and_odd_bodies(echo_server: OrthancServer) -> None:
     long_path = "/echo/" + "a" * 4000
     response = echo_server.get(long_path)
-    if response.status_code == 200:
-        assert bytes.fromhex(response.json()["uri"]) == long_path.encode()
+    assert response.status_code == 200
+    assert bytes.fromhex(response.json()["uri"]) == long_path.encode()
     bodies = [b"", bytes(range(256)) * 16, bytes(8 * 1024 * 1024)]
     for body in bodies:
         answer = echo_server.post("/echo/body", data=body).json()
@@ -200,7 +200,11 @@ def test_faults_in_callbacks_are_reported_and_the_server_keeps_serving(
         == "raised: this object belongs to a callback that has returned"
     )
     result = dcmtk("findscu", server, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=")
-    assert "Pending" not in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Association Accepted" in output, output
+    assert "Received Final Find Response" in output, output
+    assert "Pending" not in output
+    assert "Received Final Find Response (Success)" not in output  # a failure status
     assert "RuntimeError: find callback failed" in server.log()
     assert server.get("/system").status_code == 200
 
@@ -232,15 +236,18 @@ orthanc.RegisterRestCallback('/hello', Hello)
 
 def test_fifty_start_stop_cycles_with_two_interpreters(orthanc: StartOrthanc) -> None:
     server = orthanc(RESTARTS, interpreters=2)
+    offset = 0  # the log is appended to by each start: look at this cycle's part only
     for cycle in range(50):
         assert server.get("/hello").text.startswith("hello "), f"cycle {cycle}"
         assert server.stop() == 0, f"cycle {cycle}:\n{server.log()[-3000:]}"
+        log = server.log()
+        this_cycle, offset = log[offset:], len(log)
+        assert this_cycle.count("runs in 2 sub-interpreters") == 1, f"cycle {cycle}"
+        assert this_cycle.count("Orthanc has stopped") == 1, f"cycle {cycle}"
+        assert "Fatal Python error" not in this_cycle
+        assert "still run after" not in this_cycle
         if cycle < 49:
             server.start()
-    log = server.log()
-    assert "Fatal Python error" not in log
-    assert "still run after" not in log
-    assert log.count("Orthanc has stopped") == 50
 
 
 def test_module_that_cannot_load_in_a_sub_interpreter_is_named(orthanc: StartOrthanc) -> None:
@@ -282,8 +289,10 @@ orthanc.RegisterRestCallback('/size', Size)
     before = rss(server)
     done = wrk_requests(url, 100_000)
     grown = rss(server) - before
-    assert done >= 100_000
-    assert grown < 4 * 1024 * 1024, f"RSS grew by {grown} bytes over {done} requests"
+    assert done >= 100_000  # answered with 200: errors are not counted
+    # Measured without leaks: 150 to 280 KB over 100 000 requests (1 and 2
+    # interpreters); a leak of 10 bytes per request would show.
+    assert grown < 1024 * 1024, f"RSS grew by {grown} bytes over {done} requests"
 
     body = bytes(256 * 1024)
     for _ in range(40):  # warm-up
@@ -292,7 +301,8 @@ orthanc.RegisterRestCallback('/size', Size)
     for _ in range(400):
         assert server.post("/size", data=body).text == str(len(body))
     grown = rss(server) - before
-    assert grown < 16 * 1024 * 1024, f"RSS grew by {grown} bytes over 400 POSTs of 256 KiB"
+    # Measured without leaks: 0 bytes; 4 leaked bodies out of 400 would show.
+    assert grown < 1024 * 1024, f"RSS grew by {grown} bytes over 400 POSTs of 256 KiB"
 
 
 RESET = (

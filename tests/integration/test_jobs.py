@@ -45,11 +45,39 @@ def Submit(output, uri, **request):
     job_id = job.SubmitJob(0)
     try:
         job.SubmitJob(0)
-    except orthanc.OrthancException:
-        pass  # a submitted job belongs to Orthanc
+        again = 'no exception'
+    except orthanc.OrthancException as error:
+        again = error.args[1]  # a submitted job belongs to Orthanc
+    output.AnswerBuffer(json.dumps({'id': job_id, 'again': again}), 'application/json')
+
+class FlakyJob:
+    # Step 2 fails on the first run; Reset() (a resubmission) makes it succeed.
+    def __init__(self):
+        self.done = 0
+        self.runs = 1
+
+    def Step(self):
+        self.done += 1
+        if self.done == 2 and self.runs == 1:
+            raise ValueError('step failed on run %d' % self.runs)
+        if self.done >= 3:
+            return orthanc.JobStepStatus.SUCCESS
+        return orthanc.JobStepStatus.CONTINUE
+
+    def GetContent(self):
+        return {'done': self.done, 'runs': self.runs}
+
+    def Reset(self):
+        self.done = 0
+        self.runs += 1
+        orthanc.LogWarning('flaky job reset for run %d' % self.runs)
+
+def SubmitFlaky(output, uri, **request):
+    job_id = orthanc.CreateJob(FlakyJob(), 'PythonFlaky').SubmitJob(0)
     output.AnswerBuffer(json.dumps({'id': job_id}), 'application/json')
 
 orthanc.RegisterRestCallback('/python-job', Submit)
+orthanc.RegisterRestCallback('/flaky-job', SubmitFlaky)
 """
 
 
@@ -68,7 +96,9 @@ def test_python_job_runs_to_completion_with_progress(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
     server = orthanc(JOBS, interpreters=interpreters)
-    job_id = server.get("/python-job", params={"steps": "20", "delay": "0.05"}).json()["id"]
+    submitted = server.get("/python-job", params={"steps": "20", "delay": "0.05"}).json()
+    job_id = submitted["id"]
+    assert submitted["again"] == "this object belongs to a callback that has returned"
     assert job_id in server.get("/jobs").json()
     running = wait_job(server, job_id, {"Running", "Success"})
     assert running["Type"] == "PythonCounting"
@@ -97,3 +127,19 @@ def test_python_job_can_be_cancelled(orthanc: StartOrthanc) -> None:
     assert job["Content"]["done"] < 1000
     log = server.log()
     assert "job stopped, reason 4" in log  # JobStopReason.CANCELED
+
+
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_failing_step_fails_the_job_and_resubmit_resets_it(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    server = orthanc(JOBS, interpreters=interpreters)
+    job_id = server.get("/flaky-job").json()["id"]
+    failed = wait_job(server, job_id, {"Failure", "Success"})
+    assert failed["State"] == "Failure"
+    assert failed["Content"] == {"done": 2, "runs": 1}
+    assert "ValueError: step failed on run 1" in server.log()
+    assert server.post(f"/jobs/{job_id}/resubmit", data=b"").status_code == 200
+    succeeded = wait_job(server, job_id, {"Success"})
+    assert succeeded["Content"] == {"done": 3, "runs": 2}
+    assert "flaky job reset for run 2" in server.log()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from .conftest import StartOrthanc
 
@@ -366,6 +368,15 @@ orthanc.LogError('error line')
 """
 
 
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_hello_world_prints_at_the_default_log_level(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    # The Orthanc Book's first example; the existing plugin prints to standard output.
+    server = orthanc("print('Hello world!')\n", interpreters=interpreters, verbose=False)
+    assert server.log().splitlines().count("Hello world!") == interpreters
+
+
 def test_print_stderr_and_log_functions_reach_the_orthanc_log(orthanc: StartOrthanc) -> None:
     server = orthanc(LOGGING, interpreters=2)
     lines = server.log().splitlines()
@@ -373,7 +384,7 @@ def test_print_stderr_and_log_functions_reach_the_orthanc_log(orthanc: StartOrth
     def level_of(text: str) -> set[str]:
         return {line[0] for line in lines if line.endswith(text)}
 
-    assert level_of("printed at import") == {"I"}
+    assert lines.count("printed at import") == 2  # standard output, once per interpreter
     assert level_of("info line") == {"I"}
     assert level_of("warning line") == {"W"}
     assert level_of("to stderr") == {"E"}
@@ -407,3 +418,82 @@ def test_json_answers_round_trip(orthanc: StartOrthanc) -> None:
     payload = json.dumps({"k": "é"}).encode()
     answer = server.post("/inspect/x/y", data=payload).json()
     assert answer["body"].encode("latin-1") == payload
+
+
+OWN_GIL = """
+import json
+import time
+import orthanc
+
+def Hold(output, uri, **request):
+    # sum() over a range runs in C and holds this interpreter's GIL throughout.
+    started = time.monotonic()
+    open('holding', 'w').close()  # in Orthanc's working folder
+    total = sum(range(int(request['get']['n'])))
+    answer = {'interpreter': orthanc.GetInterpreterIndex(), 'start': started,
+              'end': time.monotonic()}
+    output.AnswerBuffer(json.dumps(answer), 'application/json')
+
+def Ping(output, uri, **request):
+    answer = {'interpreter': orthanc.GetInterpreterIndex(), 'at': time.monotonic()}
+    output.AnswerBuffer(json.dumps(answer), 'application/json')
+
+orthanc.RegisterRestCallback('/hold', Hold)
+orthanc.RegisterRestCallback('/ping', Ping)
+"""
+
+
+def test_each_interpreter_has_its_own_gil(orthanc: StartOrthanc) -> None:
+    # While one interpreter holds its GIL in a long C call, the other runs Python:
+    # impossible under one shared GIL, whatever the number of free cores.
+    server = orthanc(OWN_GIL, interpreters=2)
+    marker = server.folder / "holding"
+    with ThreadPoolExecutor(1) as pool:
+        hold = pool.submit(
+            requests.get,
+            server.url + "/hold",
+            params={"n": "200000000"},
+            timeout=120,
+        )
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists()
+        pings = [server.get("/ping").json() for _ in range(3)]
+        held = hold.result().json()
+    assert {p["interpreter"] for p in pings} == {1 - held["interpreter"]}
+    assert held["start"] < pings[0]["at"] and pings[-1]["at"] < held["end"], (held, pings)
+
+
+LOAD = """
+import json
+import time
+import orthanc
+
+def Slow(output, uri, **request):
+    time.sleep(3)
+    output.AnswerBuffer(str(orthanc.GetInterpreterIndex()), 'text/plain')
+
+def Fast(output, uri, **request):
+    output.AnswerBuffer(str(orthanc.GetInterpreterIndex()), 'text/plain')
+
+orthanc.RegisterRestCallback('/slow', Slow)
+orthanc.RegisterRestCallback('/fast', Fast)
+"""
+
+
+def test_dispatch_picks_the_least_loaded_interpreter(orthanc: StartOrthanc) -> None:
+    server = orthanc(LOAD, interpreters=2)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(requests.get, server.url + "/slow", timeout=60)
+        deadline = time.monotonic() + 10
+        busy = None
+        while busy is None and time.monotonic() < deadline:
+            stats = server.get("/python/interpreters").json()
+            loaded = [s["Index"] for s in stats["Interpreters"] if s["InFlight"] == 1]
+            busy = loaded[0] if loaded else None
+        assert busy is not None
+        # Round-robin would send every other one to the busy interpreter.
+        fast = [server.get("/fast").text for _ in range(10)]
+        assert slow.result().text == str(busy)
+    assert fast == [str(1 - busy)] * 10

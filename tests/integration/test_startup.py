@@ -13,6 +13,7 @@ import pytest
 from orthanc_python_multi import plugin_path
 
 from .conftest import StartOrthanc
+from .test_callbacks import wait_for_log
 
 BAD_SCRIPTS = {
     "syntax-error": ("def broken(:\n    pass\n", "SyntaxError"),
@@ -177,3 +178,84 @@ def test_python_virtual_env_option_points_to_another_environment(
     broken = orthanc(script, interpreters=2, extra={"PythonVirtualEnv": str(tmp_path)}, wait=False)
     assert broken.wait_exit() != 0
     assert f"has no lib/{version}/site-packages" in broken.log()
+
+
+@pytest.mark.parametrize("option", ["PythonHome", "Python.Home"])
+def test_python_home_option_moves_the_base_python(
+    orthanc: StartOrthanc, tmp_path: Path, option: str
+) -> None:
+    # The base Python found elsewhere than where the plugin was built: a link.
+    moved = tmp_path / "moved-python"
+    moved.symlink_to(sys.base_prefix)
+    script = """
+    import sys
+    import orthanc
+    orthanc.LogWarning('base prefix %s in %d' % (sys.base_prefix, orthanc.GetInterpreterIndex()))
+    """
+    extra = (
+        {"PythonHome": str(moved)} if option == "PythonHome" else {"Python": {"Home": str(moved)}}
+    )
+    server = orthanc(script, interpreters=2, extra=extra)
+    log = server.log()
+    for index in range(2):
+        assert f"base prefix {moved} in {index}" in log
+    broken = orthanc(script, extra={**extra, "PythonHome": str(tmp_path / "nowhere")}, wait=False)
+    assert broken.wait_exit() != 0
+    assert "cannot initialize Python" in broken.log()
+
+
+# A thread of interpreter 0 runs while the next interpreters are created.
+THREAD_DURING_START = """
+import threading
+import time
+import orthanc
+
+def Reader():
+    errors, calls = set(), 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and calls < 2_000_000:
+        try:
+            orthanc.GetInterpreterIndex()
+        except Exception as error:
+            errors.add(repr(error))
+        calls += 1
+    orthanc.LogWarning('reader errors: %r' % sorted(errors))
+
+if orthanc.GetInterpreterIndex() == 0:
+    threading.Thread(target=Reader).start()
+"""
+
+
+def test_thread_reading_interpreters_while_they_are_created(orthanc: StartOrthanc) -> None:
+    server = orthanc(THREAD_DURING_START, interpreters=8)
+    lines = wait_for_log(server, "reader errors: ")
+    assert len(lines) == 1 and lines[0].endswith("reader errors: []"), lines
+
+
+WHERE_AM_I = """
+import json
+import orthanc
+
+orthanc.LogWarning('script %s runs in %d' % (__file__, orthanc.GetInterpreterIndex()))
+"""
+
+
+@pytest.mark.parametrize("form", ["Python.Path", "relative PythonScript"])
+def test_script_named_by_python_path_or_a_relative_path(orthanc: StartOrthanc, form: str) -> None:
+    server = orthanc(WHERE_AM_I, interpreters=2, start=False)
+    script = server.folder / "plugin_script.py"
+    if form == "Python.Path":
+        del server.config["PythonScript"]
+        server.config["Python"] = {"Path": str(script)}
+    else:
+        server.config["PythonScript"] = "plugin_script.py"  # from Orthanc's working folder
+    server.return_code = None
+    server.start()
+    for index in range(2):
+        assert f"script {script} runs in {index}" in server.log()
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_python_verbose_logs_imports(orthanc: StartOrthanc, verbose: bool) -> None:
+    server = orthanc("import orthanc\nimport json\n", extra={"PythonVerbose": verbose})
+    assert ("import 'json'" in server.log()) == verbose

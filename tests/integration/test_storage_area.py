@@ -15,7 +15,7 @@ from pynetdicom.sop_class import SecondaryCaptureImageStorage  # type: ignore[at
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .orthanc_server import OrthancServer
-from .test_callbacks import SCP_CONFIG, move_study, wait_for_log
+from .test_callbacks import SCP_CONFIG, move_study, upload, wait_for_log
 
 STORAGE = """
 import os
@@ -178,3 +178,74 @@ def test_move_driver_steps_run_in_the_interpreter_that_created_it(
     assert len(frees) == 3
     for _, made, ran in applies + frees:
         assert made == ran
+
+
+RANGES_AND_FAULTS = """
+import os
+import orthanc
+
+ROOT = {root!r}
+
+def path(uuid):
+    return os.path.join(ROOT, uuid)
+
+def poisoned(uuid):
+    marker = os.path.join(ROOT, 'poison')
+    return os.path.exists(marker) and uuid in open(marker).read()
+
+def Create(uuid, contentType, data):
+    with open(path(uuid), 'wb') as f:
+        f.write(data)
+
+def Read(uuid, contentType):
+    if poisoned(uuid):
+        raise OSError('cannot read ' + uuid)
+    with open(path(uuid), 'rb') as f:
+        return f.read()
+
+def ReadRange(uuid, contentType, start, size):
+    if poisoned(uuid):
+        raise OSError('cannot read a range of ' + uuid)
+    orthanc.LogWarning('range %s %d %d' % (uuid, start, size))
+    with open(path(uuid), 'rb') as f:
+        f.seek(start)
+        return f.read(size)
+
+def Remove(uuid, contentType):
+    if poisoned(uuid):
+        raise OSError('cannot remove ' + uuid)
+    os.remove(path(uuid))
+
+orthanc.RegisterStorageArea(Create, Read, Remove, ReadRange)
+"""
+
+
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_read_range_and_exceptions_in_read_and_remove(
+    orthanc: StartOrthanc, tmp_path: Path, interpreters: int
+) -> None:
+    root = tmp_path / "python-storage"
+    root.mkdir()
+    server = orthanc(
+        RANGES_AND_FAULTS.format(root=str(root)),
+        interpreters=interpreters,
+        extra={"MaximumStorageCacheSize": 0},  # every read reaches the storage area
+    )
+    good_file, bad_file = make_dicom("GOOD", rows=64, columns=64), make_dicom("BAD")
+    good, bad = (upload(server, data)["ID"] for data in (good_file, bad_file))
+    uuid = {
+        instance: server.get(f"/instances/{instance}/attachments/dicom/info").json()["Uuid"]
+        for instance in (good, bad)
+    }
+    # Orthanc reads the tags with a range (the file up to the pixel data).
+    assert server.get(f"/instances/{good}/simplified-tags").json()["PatientID"] == "GOOD"
+    assert wait_for_log(server, f"range {uuid[good]} 0 ")
+    assert server.get(f"/instances/{good}/file").content == good_file
+    (root / "poison").write_text(uuid[bad])
+    assert server.get(f"/instances/{bad}/file").status_code >= 400
+    assert server.get(f"/instances/{bad}/simplified-tags").status_code >= 400
+    server.session.delete(server.url + f"/instances/{bad}", timeout=60)
+    log = server.log()
+    for message in ("cannot read ", "cannot read a range of ", "cannot remove "):
+        assert f"OSError: {message}{uuid[bad]}" in log, message
+    assert server.get(f"/instances/{good}/file").content == good_file
