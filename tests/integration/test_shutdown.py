@@ -39,12 +39,19 @@ orthanc.RegisterRestCallback('/route', Route)
 """
 
 
+def settle() -> None:
+    # ORTHANC_STARTED comes just before Orthanc installs its SIGTERM handler: a
+    # SIGTERM sent at once kills it (exit -15) before the plugin is involved.
+    time.sleep(1)
+
+
 def test_daemon_thread_inside_orthanc_calls_at_stop(orthanc: StartOrthanc) -> None:
     # With 1 interpreter, Py_FinalizeEx ends a daemon thread with pthread_exit
     # when it takes the GIL back: it must not be inside an orthanc.* call then.
     for _ in range(3):
         server = orthanc(CALLER % "True", interpreters=1)
         assert wait_for_log(server, "caller alive")
+        settle()
         assert server.stop() == 0
         assert "terminate called" not in server.log()
 
@@ -54,6 +61,7 @@ def test_thread_calling_orthanc_after_stop(orthanc: StartOrthanc) -> None:
     # its calls after Orthanc's stop raise instead of reaching Orthanc.
     server = orthanc(CALLER % "False", interpreters=2)
     assert wait_for_log(server, "caller alive")
+    settle()
     started = time.monotonic()
     assert server.stop() == 0
     assert time.monotonic() - started < 30
