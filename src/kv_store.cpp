@@ -37,7 +37,7 @@ void bind_create_memory_buffer(py::module_& m) {
             memory_buffer buffer;
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 code = OrthancPluginCreateMemoryBuffer(context(), buffer.get(), size);
             }
             check_sdk(code);
@@ -67,7 +67,7 @@ void bind_get_key_value(py::module_& m) {
             memory_buffer value;
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 code = OrthancPluginGetKeyValue(context(), &found, value.get(), store_id.c_str(),
                                                 key.c_str());
             }
@@ -86,7 +86,7 @@ void bind_dequeue_value(py::module_& m) {
             memory_buffer value;
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 // Deprecated since 1.12.10 in favour of Reserve/Acknowledge; scripts still call it.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -109,7 +109,7 @@ void bind_get_queue_size(py::module_& m) {
             uint64_t size = 0;
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 code = OrthancPluginGetQueueSize(context(), queue_id.c_str(), &size);
             }
             check_sdk(code);
@@ -123,12 +123,12 @@ void bind_keys_values_iterator_next(
     cls.def(
         "Next",
         [](handle<OrthancPluginKeysValuesIterator>& self) {
-            OrthancPluginKeysValuesIterator* iterator = self.get();
+            auto lease = self.take();  // keeps the iterator valid during the SDK call
             uint8_t has_value = 0;
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
-                code = OrthancPluginKeysValuesIteratorNext(context(), &has_value, iterator);
+                sdk_call unlocked;
+                code = OrthancPluginKeysValuesIteratorNext(context(), &has_value, lease.get());
             }
             check_sdk(code);
             // The SDK calls the flag "done", but Orthanc sets it while a pair was read,
@@ -150,7 +150,7 @@ void bind_set_stable_status(py::module_& m) {
             uint8_t changed = 0;
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 code = OrthancPluginSetStableStatus(context(), &changed, resource_id.c_str(),
                                                     static_cast<OrthancPluginStableStatus>(status));
             }
@@ -175,7 +175,7 @@ void bind_reserve_queue_value(py::module_& m) {
             memory_buffer value;
             OrthancPluginErrorCode code;
             {
-                release_gil unlocked;
+                sdk_call unlocked;
                 code = OrthancPluginReserveQueueValue(
                     context(), &found, value.get(), &value_id, queue_id.c_str(),
                     static_cast<OrthancPluginQueueOrigin>(origin), release_timeout);
