@@ -74,33 +74,6 @@ const char* job_serialized(void* raw) {
     return serializable ? job->serialized.c_str() : nullptr;
 }
 
-#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 11, 3)
-
-/// Copies `text` into a buffer that Orthanc allocates and then owns.
-OrthancPluginErrorCode fill_buffer(OrthancPluginMemoryBuffer* target, const std::string& text) {
-    if (text.size() > UINT32_MAX) return OrthancPluginErrorCode_NotEnoughMemory;
-    const OrthancPluginErrorCode code =
-        OrthancPluginCreateMemoryBuffer(context(), target, static_cast<uint32_t>(text.size()));
-    if (code == OrthancPluginErrorCode_Success && !text.empty())
-        std::memcpy(target->data, text.data(), text.size());
-    return code;
-}
-
-// CreateJob2's callbacks (SDK 1.11.3) hand the text over in an Orthanc buffer
-// instead of a pointer that must outlive the call.
-OrthancPluginErrorCode job_content2(OrthancPluginMemoryBuffer* target, void* raw) {
-    return fill_buffer(target, job_content(raw));
-}
-
-/// 1: serialized into target; 0: the job cannot be serialized; -1: error.
-int32_t job_serialized2(OrthancPluginMemoryBuffer* target, void* raw) {
-    const char* serialized = job_serialized(raw);
-    if (serialized == nullptr) return 0;
-    return fill_buffer(target, serialized) == OrthancPluginErrorCode_Success ? 1 : -1;
-}
-
-#endif
-
 OrthancPluginJobStepStatus job_step(void* raw) {
     python_job* job = job_of(raw);
     return call_in(job->index, "the job's Step", OrthancPluginJobStepStatus_Failure, [&] {
@@ -173,17 +146,15 @@ void bind_create_job(py::module_& m) {
             auto job = std::make_unique<python_job>();
             job->index = interpreter_pool::instance().current_index();
             job->object = std::move(object);
-#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 11, 3)
-            OrthancPluginJob* handle =
-                OrthancPluginCreateJob2(context(), job.get(), job_finalize, job_type.c_str(),
-                                        job_progress, job_content2, job_serialized2, job_step,
-                                        job_stop, job_reset);
-#else
+            // Not CreateJob2: with it, Orthanc 1.13.0 did not restore the saved jobs
+            // after a restart (measured); CreateJob, deprecated, still does.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
             OrthancPluginJob* handle =
                 OrthancPluginCreateJob(context(), job.get(), job_finalize, job_type.c_str(),
                                        job_progress, job_content, job_serialized, job_step,
                                        job_stop, job_reset);
-#endif
+#pragma GCC diagnostic pop
             if (handle == nullptr) {
                 job->object = py::object();
                 raise_orthanc_exception(OrthancPluginErrorCode_InternalError,

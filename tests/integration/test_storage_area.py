@@ -246,6 +246,10 @@ def test_read_range_and_exceptions_in_read_and_remove(
     assert server.get(f"/instances/{bad}/simplified-tags").status_code >= 400
     server.session.delete(server.url + f"/instances/{bad}", timeout=60)
     log = server.log()
-    for message in ("cannot read ", "cannot read a range of ", "cannot remove "):
+    messages = ["cannot read a range of ", "cannot remove "]
+    version = tuple(int(part) for part in server.get("/system").json()["Version"].split(".")[:2])
+    if version < (1, 12):  # Orthanc 1.13 reads whole files with ranges too (measured)
+        messages.append("cannot read ")
+    for message in messages:
         assert f"OSError: {message}{uuid[bad]}" in log, message
     assert server.get(f"/instances/{good}/file").content == good_file
