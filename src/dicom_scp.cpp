@@ -55,6 +55,23 @@ const char* level_name(OrthancPluginResourceType level) {
     }
 }
 
+/// The keyword arguments that both C-MOVE forms pass to Python (GIL held).
+py::dict move_request(OrthancPluginResourceType level, const char* patient_id,
+                      const char* accession_number, const char* study_uid,
+                      const char* series_uid, const char* sop_uid, const char* target_aet,
+                      uint16_t originator_id) {
+    py::dict kwargs;
+    kwargs["Level"] = level_name(level);
+    kwargs["PatientID"] = decode_text(patient_id);
+    kwargs["AccessionNumber"] = decode_text(accession_number);
+    kwargs["StudyInstanceUID"] = decode_text(study_uid);
+    kwargs["SeriesInstanceUID"] = decode_text(series_uid);
+    kwargs["SOPInstanceUID"] = decode_text(sop_uid);
+    kwargs["TargetAET"] = decode_text(target_aet);
+    kwargs["OriginatorID"] = originator_id;
+    return kwargs;
+}
+
 /// A C-MOVE in progress: the Python driver object and the interpreter that
 /// created it, where every later step of this move runs (pinned).
 struct move_driver {
@@ -69,17 +86,10 @@ void* on_move(OrthancPluginResourceType level, const char* patient_id,
               const char* target_aet, uint16_t originator_id) {
     const size_t index = g_move.pick();
     return call_in(index, "the C-MOVE callback", static_cast<void*>(nullptr), [&]() -> void* {
-        py::dict kwargs;
-        kwargs["Level"] = level_name(level);
-        kwargs["PatientID"] = decode_text(patient_id);
-        kwargs["AccessionNumber"] = decode_text(accession_number);
-        kwargs["StudyInstanceUID"] = decode_text(study_uid);
-        kwargs["SeriesInstanceUID"] = decode_text(series_uid);
-        kwargs["SOPInstanceUID"] = decode_text(sop_uid);
+        py::dict kwargs = move_request(level, patient_id, accession_number, study_uid,
+                                       series_uid, sop_uid, target_aet, originator_id);
         kwargs["OriginatorAET"] = decode_text(originator_aet);
         kwargs["SourceAET"] = decode_text(source_aet);
-        kwargs["TargetAET"] = decode_text(target_aet);
-        kwargs["OriginatorID"] = originator_id;
         py::object callbacks = g_move.of(index).back();
         py::object driver = callbacks[py::int_(0)](**kwargs);
         return new move_driver{index, callbacks, driver};
@@ -234,15 +244,8 @@ void* on_move3(OrthancPluginResourceType level, const char* patient_id,
                const char* target_aet, uint16_t originator_id) {
     const size_t index = g_move3.pick();
     return call_in(index, "the C-MOVE callback", static_cast<void*>(nullptr), [&]() -> void* {
-        py::dict kwargs;
-        kwargs["Level"] = level_name(level);
-        kwargs["PatientID"] = decode_text(patient_id);
-        kwargs["AccessionNumber"] = decode_text(accession_number);
-        kwargs["StudyInstanceUID"] = decode_text(study_uid);
-        kwargs["SeriesInstanceUID"] = decode_text(series_uid);
-        kwargs["SOPInstanceUID"] = decode_text(sop_uid);
-        kwargs["TargetAET"] = decode_text(target_aet);
-        kwargs["OriginatorID"] = originator_id;
+        py::dict kwargs = move_request(level, patient_id, accession_number, study_uid,
+                                       series_uid, sop_uid, target_aet, originator_id);
         borrowed<OrthancPluginDicomConnection> py_connection(connection);
         py::object callbacks = g_move3.of(index).back();
         py::object driver = callbacks[py::int_(0)](py_connection.object(), **kwargs);
