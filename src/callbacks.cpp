@@ -1,5 +1,7 @@
 #include "callbacks.h"
 
+#include <cstring>
+
 namespace opm {
 
 namespace {
@@ -53,6 +55,22 @@ void callback_list::reset() {
 
 void clear_all_callbacks(size_t index) {
     for (callback_list* list : all_lists()) list->clear(index);
+}
+
+void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char* what) {
+    byte_view bytes(data);
+    if (OrthancPluginCreateMemoryBuffer(context(), target, bytes.size32()) !=
+        OrthancPluginErrorCode_Success)
+        throw std::runtime_error(std::string("cannot allocate ") + what);
+    if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
+}
+
+void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const char* what) {
+    byte_view bytes(data);
+    if (OrthancPluginCreateMemoryBuffer64(context(), target, bytes.size()) !=
+        OrthancPluginErrorCode_Success)
+        throw std::runtime_error(std::string("cannot allocate ") + what);
+    if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
 }
 
 size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next) {

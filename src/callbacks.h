@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "interpreter_pool.h"
+#include "py_bytes.h"
 #include "sdk.h"
 
 #include <pybind11/pybind11.h>
@@ -53,6 +54,10 @@ public:
     /// The least loaded interpreter among those that registered; ties round-robin.
     size_t pick();
     const std::vector<py::object>& of(size_t index) const { return callables_[index]; }
+    /// Whether interpreter `index` registered at least one callable.
+    bool registered_in(size_t index) const {
+        return index < callables_.size() && !callables_[index].empty();
+    }
     void clear(size_t index);
     /// Forgets the registrations (their callables must already be cleared).
     void reset();
@@ -65,6 +70,11 @@ private:
 
 /// Drops the callables of interpreter `index` in every family (its GIL held).
 void clear_all_callbacks(size_t index);
+
+/// Copies a bytes-like object (or a str, as UTF-8) into a buffer that Orthanc
+/// allocates and frees; raises when it cannot allocate, naming `what`. GIL held.
+void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char* what);
+void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const char* what);
 
 /// Least calls in flight among `candidates`, ties round-robin through `next`.
 size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next);
@@ -98,6 +108,19 @@ Result call_in(size_t index, const char* what, Result on_error, Body&& body) {
         log_error(std::string("Python: unknown internal error in ") + what);
     }
     return on_error;
+}
+
+/// Drops Python objects that belong to interpreter `index` with its GIL held,
+/// for C++ state pinned to an interpreter (a C-MOVE driver, a job, a chunked
+/// request reader). Once that interpreter has stopped they cannot be released
+/// any more: they are leaked (the process is exiting).
+template <typename... Objects>
+void drop_in(size_t index, const char* what, Objects&... objects) {
+    const bool dropped = call_in(index, what, false, [&] {
+        (py::object(std::move(objects)), ...);  // each temporary dies here, GIL held
+        return true;
+    });
+    if (!dropped) (objects.release(), ...);
 }
 
 }  // namespace opm

@@ -116,19 +116,12 @@ OrthancPluginErrorCode on_move_apply(void* raw) {
 
 void on_move_free(void* raw) {
     std::unique_ptr<move_driver> move(static_cast<move_driver*>(raw));
-    const bool released = call_in(move->index, "the C-MOVE freeMove callback", false, [&] {
-        // Moved out first: they are dropped in their interpreter, even if freeMove raises.
-        py::object callbacks = std::move(move->callbacks);
-        py::object driver = std::move(move->driver);
-        py::object release = callbacks[py::int_(3)];
-        if (!release.is_none()) release(driver);
+    call_in(move->index, "the C-MOVE freeMove callback", false, [&] {
+        py::object release = move->callbacks[py::int_(3)];
+        if (!release.is_none()) release(move->driver);
         return true;
     });
-    if (!released && (move->driver || move->callbacks)) {
-        // The interpreter has stopped: its objects cannot be released any more.
-        move->driver.release();
-        move->callbacks.release();
-    }
+    drop_in(move->index, "the C-MOVE driver", move->callbacks, move->driver);
 }
 
 /// One entry per interpreter: (factory, lookup).
@@ -168,15 +161,7 @@ OrthancPluginErrorCode on_commitment_factory(void** handler, const char* job_id,
 
 void on_commitment_destructor(void* raw) {
     std::unique_ptr<commitment_handler> handler(static_cast<commitment_handler*>(raw));
-    const bool dropped = call_in(handler->index, "the storage commitment destructor", false, [&] {
-        py::object lookup = std::move(handler->lookup);
-        py::object data = std::move(handler->data);
-        return true;
-    });
-    if (!dropped && (handler->lookup || handler->data)) {
-        handler->lookup.release();  // its interpreter has stopped
-        handler->data.release();
-    }
+    drop_in(handler->index, "the storage commitment destructor", handler->lookup, handler->data);
 }
 
 OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailureReason* target,

@@ -3,7 +3,6 @@
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
 
-#include <cstring>
 
 namespace opm {
 
@@ -42,11 +41,7 @@ OrthancPluginErrorCode on_transcode(OrthancPluginMemoryBuffer* transcoded, const
         for (const py::object& callback : g_transcoders.of(index)) {
             py::object result = callback(data, allowed, allow_new_sop_instance_uid != 0);
             if (result.is_none()) continue;
-            byte_view bytes(result);
-            if (OrthancPluginCreateMemoryBuffer(context(), transcoded, bytes.size32()) !=
-                OrthancPluginErrorCode_Success)
-                throw std::runtime_error("cannot allocate the transcoded file");
-            std::memcpy(transcoded->data, bytes.data(), bytes.size());
+            fill_buffer(transcoded, result, "the transcoded file");
             return OrthancPluginErrorCode_Success;
         }
         return OrthancPluginErrorCode_Plugin;  // not transcoded here

@@ -4,7 +4,6 @@
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
 
-#include <cstring>
 
 namespace opm {
 
@@ -59,11 +58,7 @@ OrthancPluginReceivedInstanceAction on_received_instance(OrthancPluginMemoryBuff
                 }
             }
             if (!changed) return OrthancPluginReceivedInstanceAction_KeepAsIs;
-            byte_view bytes(current);
-            if (OrthancPluginCreateMemoryBuffer64(context(), modified, bytes.size()) !=
-                OrthancPluginErrorCode_Success)
-                throw std::runtime_error("cannot allocate the modified instance");
-            std::memcpy(modified->data, bytes.data(), bytes.size());
+            fill_buffer(modified, current, "the modified instance");
             return OrthancPluginReceivedInstanceAction_Modify;
         });
 }
@@ -98,12 +93,6 @@ int32_t on_dicom_instance(const OrthancPluginDicomInstance* instance) {
         }
         return int32_t{1};
     });
-}
-
-py::dict string_map(uint32_t count, const char* const* keys, const char* const* values) {
-    py::dict result;
-    for (uint32_t i = 0; i < count; ++i) result[decode_text(keys[i])] = decode_text(values[i]);
-    return result;
 }
 
 /// Every filter must answer True; anything else (False, not a bool, an

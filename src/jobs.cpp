@@ -38,11 +38,7 @@ std::string as_json_text(const py::object& value) {
 
 void job_finalize(void* raw) {
     std::unique_ptr<python_job> job(job_of(raw));
-    const bool dropped = call_in(job->index, "the job finalizer", false, [&] {
-        py::object object = std::move(job->object);
-        return true;
-    });
-    if (!dropped && job->object) job->object.release();  // its interpreter has stopped
+    drop_in(job->index, "the job finalizer", job->object);
 }
 
 float job_progress(void* raw) {

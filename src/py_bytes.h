@@ -69,6 +69,14 @@ inline py::str decode_text(const char* text) {
     return py::reinterpret_steal<py::str>(decoded);
 }
 
+/// A dict of the `count` key/value C strings Orthanc passes (HTTP headers,
+/// GET arguments), decoded as decode_text does. GIL held.
+inline py::dict string_map(uint32_t count, const char* const* keys, const char* const* values) {
+    py::dict result;
+    for (uint32_t i = 0; i < count; ++i) result[decode_text(keys[i])] = decode_text(values[i]);
+    return result;
+}
+
 /// UTF-8 of a str for the Orthanc log: lone surrogates (from decode_text) as
 /// backslash escapes, so that reporting text from a client never fails. GIL held.
 inline std::string loggable_text(py::handle text) {
