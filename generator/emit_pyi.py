@@ -30,7 +30,7 @@ PRELUDE = '''\
 from __future__ import annotations
 
 from collections.abc import Buffer, Callable, Mapping
-from typing import Any, Concatenate, Final
+from typing import Any, Concatenate, Final, Protocol
 
 class OrthancException(Exception):
     """An error reported by Orthanc; args are (error code: int, description: str)."""
@@ -53,6 +53,11 @@ WorklistCallback = Callable[[WorklistAnswers, WorklistQuery, str, str], object]
 # callback(**request) with Level, PatientID, ..., OriginatorID
 MoveCallback = Callable[..., Any]
 IncomingDicomInstanceFilter = Callable[[DicomInstance], bool]
+# What postHandler/putHandler of RegisterChunkedRestCallback return.
+class ChunkedReader(Protocol):
+    def AddChunk(self, data: bytes, /) -> object: ...
+    def Execute(self, output: RestOutput, /) -> object: ...
+
 # Any object with Step() -> JobStepStatus, and optionally GetProgress, GetContent,
 # GetSerialized, Stop(reason) and Reset.
 PythonJob = Any

@@ -8,8 +8,6 @@
 #include "py_bytes.h"
 #include "sdk.h"
 
-#include <cxxabi.h>
-
 #include <array>
 #include <atomic>
 #include <memory>
@@ -25,18 +23,34 @@ namespace {
 /// trampoline, instantiated from a template, up to this many routes.
 constexpr size_t max_routes = 256;
 
-/// One regular expression registered with Orthanc, and the callable each
-/// interpreter registered for it.
+/// What one interpreter registered for a route: `callback` serves every method
+/// (RegisterRestCallback), or one handler per method (RegisterChunkedRestCallback,
+/// where post and put create the reader of a chunked body). Empty: none.
+struct route_handlers {
+    py::object callback;
+    py::object get, post, remove, put;
+
+    bool empty() const { return !callback && !get && !post && !remove && !put; }
+    /// Which methods have a handler, for comparing interpreters' registrations.
+    std::string methods() const {
+        return std::string(get ? "G" : "") + (post ? "P" : "") + (remove ? "D" : "") +
+               (put ? "U" : "");
+    }
+};
+
+/// One regular expression registered with Orthanc, and what each interpreter
+/// registered for it.
 ///
 /// - Written only while the scripts load (on Orthanc's main thread, before any
 ///   request can arrive); read concurrently afterwards without a lock.
-/// - `callables[i]` belongs to interpreter i: it is created, called and dropped
-///   only with that interpreter's GIL held.
+/// - `handlers[i]` belongs to interpreter i: created, called and dropped only
+///   with that interpreter's GIL held.
 struct route {
     std::string regex;
-    std::vector<py::object> callables;  ///< by interpreter index; empty handle: not registered
-    std::vector<size_t> interpreters;   ///< indexes with a callable, in registration order
-    std::atomic<unsigned> next{0};      ///< round-robin start among equally loaded ones
+    bool chunked = false;
+    std::vector<route_handlers> handlers;  ///< by interpreter index
+    std::vector<size_t> interpreters;      ///< indexes that registered, in order
+    std::atomic<unsigned> next{0};         ///< round-robin start among equally loaded ones
 };
 
 std::array<std::unique_ptr<route>, max_routes> g_routes;
@@ -52,68 +66,123 @@ const char* method_name(OrthancPluginHttpMethod method) {
     }
 }
 
-py::dict make_dict(uint32_t count, const char* const* keys, const char* const* values) {
-    py::dict result;
-    for (uint32_t i = 0; i < count; ++i) result[decode_text(keys[i])] = decode_text(values[i]);
-    return result;
-}
-
 /// The keyword arguments of a route call, as the existing plugin passes them.
-py::dict request_kwargs(const OrthancPluginHttpRequest* request) {
+/// A chunked request has no body yet when its reader is created.
+py::dict request_kwargs(const OrthancPluginHttpRequest* request, bool with_body) {
     py::dict kwargs;
     kwargs["method"] = method_name(request->method);
     py::tuple groups(request->groupsCount);
     for (uint32_t i = 0; i < request->groupsCount; ++i) groups[i] = decode_text(request->groups[i]);
     kwargs["groups"] = groups;
-    kwargs["headers"] = make_dict(request->headersCount, request->headersKeys,
-                                  request->headersValues);
+    kwargs["headers"] = string_map(request->headersCount, request->headersKeys,
+                                   request->headersValues);
     if (request->method == OrthancPluginHttpMethod_Get) {
-        kwargs["get"] = make_dict(request->getCount, request->getKeys, request->getValues);
-    } else if (request->method == OrthancPluginHttpMethod_Post ||
-               request->method == OrthancPluginHttpMethod_Put) {
+        kwargs["get"] = string_map(request->getCount, request->getKeys, request->getValues);
+    } else if (with_body && (request->method == OrthancPluginHttpMethod_Post ||
+                             request->method == OrthancPluginHttpMethod_Put)) {
         kwargs["body"] = py::bytes(static_cast<const char*>(request->body), request->bodySize);
     }
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 9)
+    // What RegisterHttpAuthentication's callback granted the request with, if anything.
+    if (request->authenticationPayloadSize > 0)
+        kwargs["authenticationPayload"] =
+            py::bytes(static_cast<const char*>(request->authenticationPayload),
+                      request->authenticationPayloadSize);
+#endif
     return kwargs;
 }
 
-/// Calls the route's callable of the attached interpreter (its GIL held).
-OrthancPluginErrorCode call_route(const py::object& callable, OrthancPluginRestOutput* output,
-                                  const char* url, const OrthancPluginHttpRequest* request) {
-    borrowed<OrthancPluginRestOutput> py_output(output);
-    try {
-        callable(py_output.object(), decode_text(url), **request_kwargs(request));
-    } catch (const py::error_already_set& error) {
-        return report_callback_error((std::string("the REST callback for ") + url).c_str(), error);
-    }
-    if (!py_output.raw().used()) {
-        // Orthanc would close the connection without any response.
-        log_error(std::string("Python: the REST callback for ") + url +
-                  " returned without answering (call output.AnswerBuffer or "
-                  "output.SendHttpStatusCode)");
-        return OrthancPluginErrorCode_Plugin;
-    }
-    return OrthancPluginErrorCode_Success;
+/// Orthanc closes the connection without any response when a callback
+/// returns success without answering: make it an error, with a log line.
+OrthancPluginErrorCode check_answered(borrowed<OrthancPluginRestOutput>& output,
+                                      const std::string& what) {
+    if (output.raw().used()) return OrthancPluginErrorCode_Success;
+    log_error("Python: " + what +
+              " returned without answering (call output.AnswerBuffer or "
+              "output.SendHttpStatusCode)");
+    return OrthancPluginErrorCode_Plugin;
 }
 
+/// GET and DELETE of a chunked route, every method of the others.
 OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, const char* url,
                                    const OrthancPluginHttpRequest* request) {
-    interpreter_pool& pool = interpreter_pool::instance();
-    try {
-        route& r = *g_routes[id];
-        const size_t index = least_loaded(r.interpreters, r.next);
-        // Counted first, then checked: finalize() waits for what it did not refuse.
-        in_flight_scope busy(pool, index);
-        if (!pool.running()) return OrthancPluginErrorCode_Plugin;
-        attach_guard attached(index);
-        return call_route(r.callables[index], output, url, request);
-    } catch (const abi::__forced_unwind&) {
-        throw;  // pthread_exit: swallowing it aborts the process
-    } catch (const std::exception& error) {
-        log_error(std::string("Python: internal error in a REST callback: ") + error.what());
-    } catch (...) {
-        log_error("Python: unknown internal error in a REST callback");
-    }
-    return OrthancPluginErrorCode_InternalError;
+    route& r = *g_routes[id];
+    const size_t index = least_loaded(r.interpreters, r.next);
+    const std::string what = std::string("the REST callback for ") + url;
+    return call_in(index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+        const route_handlers& handlers = r.handlers[index];
+        const py::object& callable =
+            !r.chunked ? handlers.callback
+            : request->method == OrthancPluginHttpMethod_Get ? handlers.get
+                                                             : handlers.remove;
+        borrowed<OrthancPluginRestOutput> py_output(output);
+        callable(py_output.object(), decode_text(url), **request_kwargs(request, true));
+        return check_answered(py_output, what);
+    });
+}
+
+/// The body of a chunked POST or PUT, read by a Python object created in one
+/// interpreter, where its every later call runs (pinned).
+struct chunked_reader {
+    size_t index;
+    py::object reader;  ///< what postHandler/putHandler returned
+    std::string url;
+    /// AddChunk raised: the request fails without Execute (Orthanc 1.10 goes on
+    /// to execute after a chunk's error).
+    OrthancPluginErrorCode failed = OrthancPluginErrorCode_Success;
+};
+
+OrthancPluginErrorCode create_reader(size_t id, OrthancPluginServerChunkedRequestReader** reader,
+                                     const char* url, const OrthancPluginHttpRequest* request) {
+    route& r = *g_routes[id];
+    const size_t index = least_loaded(r.interpreters, r.next);
+    const std::string what = std::string("the chunked REST callback for ") + url;
+    return call_in(index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+        const route_handlers& handlers = r.handlers[index];
+        const py::object& factory =
+            request->method == OrthancPluginHttpMethod_Post ? handlers.post : handlers.put;
+        py::object created = factory(decode_text(url), **request_kwargs(request, false));
+        if (!py::hasattr(created, "AddChunk") || !py::hasattr(created, "Execute"))
+            throw py::type_error("the reader must be an object with AddChunk(data) and "
+                                 "Execute(output) methods, not " +
+                                 py::repr(created).cast<std::string>());
+        *reader = reinterpret_cast<OrthancPluginServerChunkedRequestReader*>(
+            new chunked_reader{index, std::move(created), url});
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+chunked_reader& reader_of(OrthancPluginServerChunkedRequestReader* raw) {
+    return *reinterpret_cast<chunked_reader*>(raw);
+}
+
+OrthancPluginErrorCode add_chunk(OrthancPluginServerChunkedRequestReader* raw, const void* data,
+                                 uint32_t size) {
+    chunked_reader& reader = reader_of(raw);
+    const std::string what = "AddChunk of the chunked REST callback for " + reader.url;
+    if (reader.failed != OrthancPluginErrorCode_Success) return reader.failed;
+    reader.failed = call_in(reader.index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+        reader.reader.attr("AddChunk")(py::bytes(static_cast<const char*>(data), size));
+        return OrthancPluginErrorCode_Success;
+    });
+    return reader.failed;
+}
+
+OrthancPluginErrorCode execute_reader(OrthancPluginServerChunkedRequestReader* raw,
+                                      OrthancPluginRestOutput* output) {
+    chunked_reader& reader = reader_of(raw);
+    if (reader.failed != OrthancPluginErrorCode_Success) return reader.failed;
+    const std::string what = "Execute of the chunked REST callback for " + reader.url;
+    return call_in(reader.index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<OrthancPluginRestOutput> py_output(output);
+        reader.reader.attr("Execute")(py_output.object());
+        return check_answered(py_output, what);
+    });
+}
+
+void finalize_reader(OrthancPluginServerChunkedRequestReader* raw) {
+    std::unique_ptr<chunked_reader> reader(&reader_of(raw));
+    drop_in(reader->index, "a chunked REST reader", reader->reader);
 }
 
 template <size_t Id>
@@ -122,16 +191,34 @@ OrthancPluginErrorCode rest_trampoline(OrthancPluginRestOutput* output, const ch
     return handle_rest(Id, output, url, request);
 }
 
+template <size_t Id>
+OrthancPluginErrorCode reader_trampoline(OrthancPluginServerChunkedRequestReader** reader,
+                                         const char* url, const OrthancPluginHttpRequest* request) {
+    return create_reader(Id, reader, url, request);
+}
+
 template <size_t... Ids>
-constexpr std::array<OrthancPluginRestCallback, sizeof...(Ids)> make_trampolines(
+constexpr std::array<OrthancPluginRestCallback, sizeof...(Ids)> make_rest_trampolines(
     std::index_sequence<Ids...>) {
     return {&rest_trampoline<Ids>...};
 }
 
-constexpr auto g_trampolines = make_trampolines(std::make_index_sequence<max_routes>{});
+template <size_t... Ids>
+constexpr std::array<OrthancPluginServerChunkedRequestReaderFactory, sizeof...(Ids)>
+make_reader_trampolines(std::index_sequence<Ids...>) {
+    return {&reader_trampoline<Ids>...};
+}
 
-void register_rest_callback(const std::string& regex, py::function callback) {
-    check_registration_open("RegisterRestCallback");
+constexpr auto g_rest_trampolines = make_rest_trampolines(std::make_index_sequence<max_routes>{});
+constexpr auto g_reader_trampolines =
+    make_reader_trampolines(std::make_index_sequence<max_routes>{});
+
+/// The route of `regex` (a new one, registered with Orthanc by `add_to_orthanc(id)`
+/// the first time) gets the current interpreter's handlers.
+template <typename AddToOrthanc>
+void add_route(const char* function, const std::string& regex, bool chunked,
+               route_handlers handlers, AddToOrthanc&& add_to_orthanc) {
+    check_registration_open(function);
     interpreter_pool& pool = interpreter_pool::instance();
     const size_t index = pool.current_index();
 
@@ -139,6 +226,17 @@ void register_rest_callback(const std::string& regex, py::function callback) {
     for (size_t i = 0; i < g_route_count; ++i) {
         if (g_routes[i]->regex == regex) target = g_routes[i].get();
     }
+    if (target != nullptr && target->chunked != chunked)
+        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                (std::string(function) + ": " + regex +
+                                 " is already registered by the other REST registration function")
+                                    .c_str());
+    if (target != nullptr && chunked &&
+        handlers.methods() != target->handlers[target->interpreters.front()].methods())
+        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                (std::string(function) + ": " + regex +
+                                 " is already registered with handlers for other HTTP methods")
+                                    .c_str());
     if (target == nullptr) {
         if (g_route_count == max_routes)
             raise_orthanc_exception(OrthancPluginErrorCode_NotEnoughMemory,
@@ -147,11 +245,52 @@ void register_rest_callback(const std::string& regex, py::function callback) {
         g_routes[id] = std::make_unique<route>();
         target = g_routes[id].get();
         target->regex = regex;
-        target->callables.resize(pool.size());
-        OrthancPluginRegisterRestCallbackNoLock(context(), regex.c_str(), g_trampolines[id]);
+        target->chunked = chunked;
+        target->handlers.resize(pool.size());
+        add_to_orthanc(id);
     }
-    if (!target->callables[index]) target->interpreters.push_back(index);
-    target->callables[index] = std::move(callback);
+    if (target->handlers[index].empty()) target->interpreters.push_back(index);
+    target->handlers[index] = std::move(handlers);
+}
+
+void register_rest_callback(const std::string& regex, py::function callback) {
+    route_handlers handlers;
+    handlers.callback = std::move(callback);
+    add_route("RegisterRestCallback", regex, false, std::move(handlers), [&](size_t id) {
+        OrthancPluginRegisterRestCallbackNoLock(context(), regex.c_str(), g_rest_trampolines[id]);
+    });
+}
+
+py::object optional_handler(const py::object& handler, const char* name) {
+    if (handler.is_none()) return py::object();
+    if (!PyCallable_Check(handler.ptr()))
+        throw py::type_error(std::string("RegisterChunkedRestCallback: ") + name +
+                             " must be callable or None");
+    return handler;
+}
+
+void register_chunked_rest_callback(const std::string& regex, const py::object& get,
+                                    const py::object& post, const py::object& remove,
+                                    const py::object& put) {
+    route_handlers handlers;
+    handlers.get = optional_handler(get, "getHandler");
+    handlers.post = optional_handler(post, "postHandler");
+    handlers.remove = optional_handler(remove, "deleteHandler");
+    handlers.put = optional_handler(put, "putHandler");
+    if (handlers.empty())
+        throw py::value_error("RegisterChunkedRestCallback needs at least one handler");
+    const bool get_set = bool(handlers.get);
+    const bool post_set = bool(handlers.post);
+    const bool remove_set = bool(handlers.remove);
+    const bool put_set = bool(handlers.put);
+    add_route("RegisterChunkedRestCallback", regex, true, std::move(handlers), [&](size_t id) {
+        OrthancPluginRegisterChunkedRestCallback(
+            context(), regex.c_str(), get_set ? g_rest_trampolines[id] : nullptr,
+            post_set ? g_reader_trampolines[id] : nullptr,
+            remove_set ? g_rest_trampolines[id] : nullptr,
+            put_set ? g_reader_trampolines[id] : nullptr, add_chunk, execute_reader,
+            finalize_reader);
+    });
 }
 
 }  // namespace
@@ -163,9 +302,20 @@ void bind_register_rest_callback(py::module_& module) {
                "expression. Call while the script loads.");
 }
 
+void bind_register_chunked_rest_callback(py::module_& module) {
+    module.def("RegisterChunkedRestCallback", &register_chunked_rest_callback,
+               py::arg("pathRegularExpression"), py::arg("getHandler"), py::arg("postHandler"),
+               py::arg("deleteHandler"), py::arg("putHandler"),
+               "Registers a route whose POST and PUT bodies arrive in chunks: "
+               "getHandler/deleteHandler(output, uri, **request) as for RegisterRestCallback; "
+               "postHandler/putHandler(uri, **request) return a reader whose AddChunk(data: "
+               "bytes) gets each chunk and whose Execute(output) answers. None: that method is "
+               "not allowed. A reader stays in the interpreter that created it.");
+}
+
 void finalize_rest(size_t index) {
     for (size_t i = 0; i < g_route_count; ++i) {
-        if (index < g_routes[i]->callables.size()) g_routes[i]->callables[index] = py::object();
+        if (index < g_routes[i]->handlers.size()) g_routes[i]->handlers[index] = route_handlers();
     }
 }
 

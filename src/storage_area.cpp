@@ -17,15 +17,6 @@ callback_list g_storage;
 
 py::object callbacks_of(size_t index) { return g_storage.of(index).back(); }
 
-/// Copies a bytes-like answer into a buffer Orthanc frees.
-void fill(OrthancPluginMemoryBuffer64* target, const py::object& answer, const char* what) {
-    byte_view bytes(answer);
-    if (OrthancPluginCreateMemoryBuffer64(context(), target, bytes.size()) !=
-        OrthancPluginErrorCode_Success)
-        throw std::runtime_error(std::string("cannot allocate the answer of ") + what);
-    if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
-}
-
 OrthancPluginErrorCode storage_create(const char* uuid, const void* content, int64_t size,
                                       OrthancPluginContentType type) {
     const size_t index = g_storage.pick();
@@ -41,8 +32,8 @@ OrthancPluginErrorCode storage_read_whole(OrthancPluginMemoryBuffer64* target, c
                                           OrthancPluginContentType type) {
     const size_t index = g_storage.pick();
     return call_in(index, "the storage area read callback", OrthancPluginErrorCode_Plugin, [&] {
-        fill(target, callbacks_of(index)[py::int_(1)](decode_text(uuid), static_cast<int>(type)),
-             "the storage area read callback");
+        py::object answer = callbacks_of(index)[py::int_(1)](decode_text(uuid), static_cast<int>(type));
+        fill_buffer(target, answer, "the answer of the storage area read callback");
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -123,13 +114,7 @@ OrthancPluginErrorCode storage_create3(OrthancPluginMemoryBuffer* custom_data, c
         if (result.size() != 2) throw py::type_error("create must return (errorCode, customData)");
         const OrthancPluginErrorCode code = returned_code(result[0], "create");
         if (code != OrthancPluginErrorCode_Success || result[1].is_none()) return code;
-        byte_view data(result[1]);
-        if (data.size() > UINT32_MAX) throw py::value_error("customData is larger than 4 GiB");
-        if (OrthancPluginCreateMemoryBuffer(context(), custom_data,
-                                            static_cast<uint32_t>(data.size())) !=
-            OrthancPluginErrorCode_Success)
-            throw std::runtime_error("cannot allocate the custom data");
-        if (data.size() > 0) std::memcpy(custom_data->data, data.data(), data.size());
+        fill_buffer(custom_data, result[1], "the custom data");
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -204,6 +189,35 @@ void bind_register_storage_area3(py::module_& m) {
         "compressionType, data, dicomInstance or None) -> (errorCode, customData or None), "
         "readRange(uuid, contentType, start, size, customData) -> (errorCode, data), "
         "remove(uuid, contentType, customData) -> errorCode.");
+}
+
+void bind_adopt_dicom_instance(py::module_& m) {
+    m.def(
+        "AdoptDicomInstance",
+        [](py::object dicom, py::object custom_data) {
+            byte_view file(dicom);
+            byte_view custom(custom_data);
+            memory_buffer instance_id;
+            memory_buffer attachment_uuid;
+            OrthancPluginStoreStatus status = OrthancPluginStoreStatus_Failure;
+            OrthancPluginErrorCode code;
+            {
+                sdk_call unlocked;
+                code = OrthancPluginAdoptDicomInstance(context(), instance_id.get(),
+                                                       attachment_uuid.get(), &status,
+                                                       file.data(), file.size(), custom.data(),
+                                                       custom.size32());
+            }
+            check_sdk(code);
+            return py::make_tuple(
+                py::str(instance_id.data(), instance_id.size()),
+                py::str(attachment_uuid.data(), attachment_uuid.size()),
+                static_cast<int>(status));
+        },
+        py::arg("dicom"), py::arg("customData"),
+        "Stores an instance whose file the storage area of RegisterStorageArea3 already holds: "
+        "Orthanc indexes it without writing it, and the attachment gets customData. Returns "
+        "(instanceId, attachmentUuid, a StoreStatus value).");
 }
 
 #endif
