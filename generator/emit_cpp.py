@@ -50,6 +50,40 @@ def _py_arg(param: Param) -> str:
     return arg + ".none(false)" if param.kind == "object" else arg
 
 
+def _c_param_args(param: Param) -> list[str]:
+    """The C argument expressions for one Python parameter (the names of the
+    variables that _conversion and _lambda_param declare)."""
+    name = param.py_name
+    if param.kind == "buffer":
+        data = f"static_cast<{param.c_type}>(static_cast<const void *>({name}.data()))"
+        if param.size_type == "uint32_t":
+            return [data, f"{name}.size32()"]  # raises above 4 GiB instead of truncating
+        return [data, f"static_cast<{param.size_type}>({name}.size())"]
+    if param.kind == "image_buffer":
+        return [f"{name}.data()"]
+    if param.kind == "dict":
+        return [f"{name}.count()", f"{name}.keys()", f"{name}.values()"]
+    if param.kind == "str":
+        return [f"{name}.c_str()"]
+    if param.kind == "enum":
+        return [f"static_cast<{param.c_type}>({name})"]
+    if param.kind in ("object", "optional_object"):
+        return [f"{name}_lease_.get()"]
+    return [name]  # int, float
+
+
+def _c_args(fn: Function) -> list[str]:
+    """The C arguments after the context: outputs, the owner, then the parameters."""
+    args = [
+        f"&out{i}_" if kind == "uint16" else f"out{i}_.get()" for i, kind in enumerate(fn.outputs)
+    ]
+    if fn.owner:
+        args.append("owner_")
+    for param in fn.params:
+        args += _c_param_args(param)
+    return args
+
+
 _OUTPUT_DECL = {"bytes": "memory_buffer", "bytes64": "memory_buffer64", "uint16": "uint16_t"}
 
 
@@ -106,7 +140,7 @@ def emit_function(fn: Function) -> str:
         body += _conversion(param)
     for i, kind in enumerate(fn.outputs):
         body.append(f"{_OUTPUT_DECL[kind]} out{i}_{{}};")
-    call = f"{fn.c_name}(context(){''.join(', ' + a for a in fn.c_args)})"
+    call = f"{fn.c_name}(context(){''.join(', ' + a for a in _c_args(fn))})"
     if fn.checks_error:
         body += [
             "OrthancPluginErrorCode error_;",
@@ -157,12 +191,23 @@ def emit_handwritten_header(model: Model) -> str:
         "namespace opm {",
         "",
     ]
+    lines += [
+        "/// The Python name and docstring of a hand-written binding, as",
+        "/// generator/manifest.toml gives them (also for the stubs): the binder",
+        "/// defines `text.name` with `text.doc`.",
+        "struct binding_text {",
+        "    const char* name;",
+        "    const char* doc;",
+        "};",
+        "",
+    ]
     for entry in model.handwritten:
-        lines.append(f"/// {entry.doc}" if entry.doc else f"/// {entry.py_name}")
+        lines.append(f"/// {entry.py_name}")
         if entry.owner:
-            lines.append(f"void {entry.binder}(py::class_<handle<{classes[entry.owner]}>>& cls);")
+            target = f"py::class_<handle<{classes[entry.owner]}>>& cls"
         else:
-            lines.append(f"void {entry.binder}(py::module_& m);")
+            target = "py::module_& m"
+        lines.append(f"void {entry.binder}({target}, const binding_text& text);")
     lines += [
         "",
         "/// Adds every generated and hand-written binding to the module.",
@@ -176,7 +221,7 @@ def emit_handwritten_header(model: Model) -> str:
 
 def _call_binder(entry: Handwritten) -> str:
     target = f"cls_{entry.owner}" if entry.owner else "m_module"
-    return f"    {entry.binder}({target});\n"
+    return f'    {entry.binder}({target}, {{"{entry.py_name}", {_cpp_string(entry.doc)}}});\n'
 
 
 def emit_cpp(model: Model) -> str:

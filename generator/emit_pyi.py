@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from .manifest import Handwritten
 from .model import Function, Model, Param, sdk_alias
 
 _PARAM_TYPES = {
@@ -71,6 +72,11 @@ def _docstring(text: str, indent: str) -> str:
     return f'{indent}"""{body}\n{indent}"""\n'
 
 
+def _handwritten(entry: Handwritten, indent: str) -> str:
+    doc = _docstring(entry.doc, indent + "    ")
+    return f"{indent}def {entry.py_name}{entry.signature}:\n{doc}{indent}    ...\n"
+
+
 def _param(param: Param) -> str:
     if param.kind == "optional_object":
         return f"{param.py_name}: {param.target} | None"
@@ -121,7 +127,7 @@ def emit_pyi(model: Model) -> str:
         members = [fn for fn in model.functions if fn.owner == cls.py_name]
         for entry in model.handwritten:
             if entry.owner == cls.py_name:
-                out.append(f"    def {entry.py_name}{entry.signature}: ...\n")
+                out.append(_handwritten(entry, "    "))
         for fn in members:
             out.append(_function(fn, "    "))
         if not members and not any(e.owner == cls.py_name for e in model.handwritten):
@@ -129,7 +135,7 @@ def emit_pyi(model: Model) -> str:
     out.append("\n")
     for entry in model.handwritten:
         if not entry.owner:
-            out.append(f"def {entry.py_name}{entry.signature}: ...\n")
+            out.append(_handwritten(entry, ""))
     for fn in model.functions:
         if not fn.owner:
             out.append(_function(fn, ""))

@@ -61,6 +61,7 @@ class Param:
     c_type: str
     target: str = ""  # enum or class Python name for "enum" and "object"
     c_names: tuple[str, ...] = ()
+    size_type: str = ""  # "buffer": the C type of its size parameter
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,6 @@ class Function:
     returns_target: str
     outputs: tuple[str, ...]
     checks_error: bool
-    c_args: tuple[str, ...]  # C argument expressions after the context, in order
     marks_answered: bool  # a RestOutput method that answers the request
     nullable: bool  # a NULL text result means "none" (None), not an error
     doc: str
@@ -195,23 +195,17 @@ def _is_size(param: RawParam) -> bool:
     )
 
 
-def _classify_params(
-    fn: RawFunction, ctx: _Context
-) -> tuple[list[str], str, list[Param], list[str]]:
-    """-> (outputs, owner C type, Python params, C argument expressions)."""
+def _classify_params(fn: RawFunction, ctx: _Context) -> tuple[list[str], str, list[Param]]:
+    """-> (outputs, owner C type, Python params), in the order of the C parameters."""
     params = list(fn.params[1:])
     outputs: list[str] = []
-    c_args: list[str] = []
     while params and params[0].type in OUTPUT_TYPES:
-        kind = OUTPUT_TYPES[params[0].type]
-        c_args.append(f"&out{len(outputs)}_" if kind == "uint16" else f"out{len(outputs)}_.get()")
-        outputs.append(kind)
+        outputs.append(OUTPUT_TYPES[params[0].type])
         params.pop(0)
     owner = ""
     if params:
         owner = _pointee_handle(params[0].type, ctx.handles)
         if owner:
-            c_args.append("owner_")
             params.pop(0)
     result: list[Param] = []
     i = 0
@@ -219,15 +213,9 @@ def _classify_params(
         p = params[i]
         nxt = params[i + 1] if i + 1 < len(params) else None
         if p.type in ("const void *", "const char *") and nxt is not None and _is_size(nxt):
-            result.append(Param(p.name, "buffer", p.type, c_names=(p.name, nxt.name)))
-            cast = "const char *" if p.type == "const char *" else "const void *"
-            c_args += [
-                f"static_cast<{cast}>(static_cast<const void *>({p.name}.data()))",
-                # size32() raises above 4 GiB instead of truncating
-                f"{p.name}.size32()"
-                if nxt.type == "uint32_t"
-                else f"static_cast<{nxt.type}>({p.name}.size())",
-            ]
+            result.append(
+                Param(p.name, "buffer", p.type, c_names=(p.name, nxt.name), size_type=nxt.type)
+            )
             i += 2
             continue
         if (
@@ -237,7 +225,6 @@ def _classify_params(
             and any(q.name == "height" for q in params)
         ):
             result.append(Param(p.name, "image_buffer", p.type, c_names=(p.name,)))
-            c_args.append(f"{p.name}.data()")
             i += 1
             continue
         if (
@@ -252,21 +239,16 @@ def _classify_params(
                     name, "dict", "dict", c_names=(p.name, params[i + 1].name, params[i + 2].name)
                 )
             )
-            c_args += [f"{name}.count()", f"{name}.keys()", f"{name}.values()"]
             i += 3
             continue
         if p.type == "const char *":
             result.append(Param(p.name, "str", p.type, c_names=(p.name,)))
-            c_args.append(f"{p.name}.c_str()")
         elif p.type in INTEGER_TYPES:
             result.append(Param(p.name, "int", p.type, c_names=(p.name,)))
-            c_args.append(p.name)
         elif p.type in FLOAT_TYPES:
             result.append(Param(p.name, "float", p.type, c_names=(p.name,)))
-            c_args.append(p.name)
         elif p.type in ctx.enums:
             result.append(Param(p.name, "enum", p.type, py_name(p.type), c_names=(p.name,)))
-            c_args.append(f"static_cast<{p.type}>({p.name})")
         elif handle := _pointee_handle(p.type, ctx.handles):
             if f"{fn.name}.{p.name}" in ctx.manifest.nullable_params:
                 result.append(
@@ -274,11 +256,10 @@ def _classify_params(
                 )
             else:
                 result.append(Param(p.name, "object", p.type, py_name(handle), c_names=(p.name,)))
-            c_args.append(f"{p.name}_lease_.get()")
         else:
             raise UnsupportedError(f"parameter {p.name} of type {p.type}")
         i += 1
-    return outputs, owner, result, c_args
+    return outputs, owner, result
 
 
 def _classify_result(fn: RawFunction, ctx: _Context, outputs: list[str]) -> tuple[str, str, bool]:
@@ -323,7 +304,7 @@ def sdk_alias(fn: Function) -> str:
 
 
 def _classify(fn: RawFunction, ctx: _Context) -> Function:
-    outputs, owner, params, c_args = _classify_params(fn, ctx)
+    outputs, owner, params = _classify_params(fn, ctx)
     returns, target, checks_error = _classify_result(fn, ctx, outputs)
     return Function(
         c_name=fn.name,
@@ -335,7 +316,6 @@ def _classify(fn: RawFunction, ctx: _Context) -> Function:
         returns_target=target,
         outputs=tuple(outputs),
         checks_error=checks_error,
-        c_args=tuple(c_args),
         nullable=fn.name in ctx.manifest.nullable_results,
         marks_answered=bool(owner)
         and py_name(fn.name) not in ctx.manifest.not_answering.get(py_name(owner), ()),
@@ -457,7 +437,6 @@ def model_from_json(data: dict[str, Any]) -> Model:
                         Param(**{**p, "c_names": tuple(p["c_names"])}) for p in f["params"]
                     ),
                     "outputs": tuple(f["outputs"]),
-                    "c_args": tuple(f["c_args"]),
                 }
             )
             for f in data["functions"]

@@ -29,16 +29,9 @@ OrthancPluginErrorCode on_audit_log(const char* source_plugin, const char* user_
 
 }  // namespace
 
-void bind_register_audit_log_handler(py::module_& m) {
-    m.def(
-        "RegisterAuditLogHandler",
-        [](py::function handler) {
-            if (g_audit_log.add("RegisterAuditLogHandler", std::move(handler)))
-                check_sdk(OrthancPluginRegisterAuditLogHandler(context(), on_audit_log));
-        },
-        py::arg("handler"),
-        "Registers handler(sourcePlugin, userId, resourceType, resourceId, action, logData: "
-        "bytes) for the audit logs of Orthanc and its plugins.");
+void bind_register_audit_log_handler(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_audit_log, "handler",
+                     [] { check_sdk(OrthancPluginRegisterAuditLogHandler(context(), on_audit_log)); });
 }
 
 #endif

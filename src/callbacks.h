@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "interpreter_pool.h"
+#include "orthanc_handwritten.h"
 #include "py_bytes.h"
 #include "sdk.h"
 
@@ -121,6 +122,22 @@ void drop_in(size_t index, const char* what, Objects&... objects) {
         return true;
     });
     if (!dropped) (objects.release(), ...);
+}
+
+/// Defines the registration function text.name(arg), which adds its one
+/// callable to `list`; the family's first registration also runs
+/// `register_with_orthanc` (a lambda without captures that registers the C
+/// callback).
+template <typename Register>
+void def_registration(py::module_& m, const binding_text& text, callback_list& list,
+                      const char* arg, Register register_with_orthanc) {
+    const char* name = text.name;  // a string literal of the generated code
+    m.def(
+        name,
+        [&list, name, register_with_orthanc](py::function callback) {
+            if (list.add(name, std::move(callback))) register_with_orthanc();
+        },
+        py::arg(arg), text.doc);
 }
 
 }  // namespace opm

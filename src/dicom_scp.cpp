@@ -261,120 +261,90 @@ OrthancPluginErrorCode on_commitment_factory2(void** handler, const char* job_id
 
 }  // namespace
 
-void bind_register_find_callback(py::module_& m) {
-    m.def(
-        "RegisterFindCallback",
-        [](py::function callback) {
-            if (g_find.add("RegisterFindCallback", std::move(callback)))
-                check_sdk(OrthancPluginRegisterFindCallback(context(), on_find));
-        },
-        py::arg("callback"), "Registers callback(answers, query, issuerAet=str, calledAet=str).");
+void bind_register_find_callback(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_find, "callback",
+                     [] { check_sdk(OrthancPluginRegisterFindCallback(context(), on_find)); });
 }
 
-void bind_register_worklist_callback(py::module_& m) {
-    m.def(
-        "RegisterWorklistCallback",
-        [](py::function callback) {
-            if (g_worklist.add("RegisterWorklistCallback", std::move(callback)))
-                check_sdk(OrthancPluginRegisterWorklistCallback(context(), on_worklist));
-        },
-        py::arg("callback"), "Registers callback(answers, query, issuerAet, calledAet).");
+void bind_register_worklist_callback(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_worklist, "callback",
+                     [] { check_sdk(OrthancPluginRegisterWorklistCallback(context(), on_worklist)); });
 }
 
-void bind_register_move_callback(py::module_& m) {
+void bind_register_move_callback(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterMoveCallback",
-        [](py::function callback) {
-            add_move("RegisterMoveCallback", py::make_tuple(callback, py::none(), py::none(), py::none()));
+        text.name,
+        [name = text.name](py::function callback) {
+            add_move(name, py::make_tuple(callback, py::none(), py::none(), py::none()));
         },
         py::arg("callback"),
-        "Registers callback(**request) for C-MOVE requests, with the keyword arguments Level, "
-        "PatientID, AccessionNumber, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, "
-        "OriginatorAET, SourceAET, TargetAET, OriginatorID.");
+        text.doc);
 }
 
-void bind_register_move_callback2(py::module_& m) {
+void bind_register_move_callback2(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterMoveCallback2",
-        [](py::function create, py::function get_move_size, py::function apply_move,
+        text.name,
+        [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
            py::function free_move) {
-            add_move("RegisterMoveCallback2",
+            add_move(name,
                      py::make_tuple(create, get_move_size, apply_move, free_move));
         },
         py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
-        "Registers a C-MOVE driver: create(**request) -> driver, getMoveSize(driver) -> int, "
-        "applyMove(driver), freeMove(driver); all steps of one move run in the interpreter "
-        "that created it.");
+        text.doc);
 }
 
-void bind_register_storage_commitment_scp_callback(py::module_& m) {
+void bind_register_storage_commitment_scp_callback(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterStorageCommitmentScpCallback",
-        [](py::function factory, py::function lookup) {
-            if (g_commitment.add("RegisterStorageCommitmentScpCallback", py::make_tuple(factory, lookup)))
+        text.name,
+        [name = text.name](py::function factory, py::function lookup) {
+            if (g_commitment.add(name, py::make_tuple(factory, lookup)))
                 check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback(
                     context(), on_commitment_factory, on_commitment_destructor,
                     on_commitment_lookup));
         },
         py::arg("factory"), py::arg("lookup"),
-        "Registers the storage commitment SCP: factory(jobId, transactionUid, sopClassUids, "
-        "sopInstanceUids, remoteAet, calledAet) -> data, then lookup(sopClassUid, "
-        "sopInstanceUid, data) -> StorageCommitmentFailureReason for each instance, in the "
-        "interpreter that ran the factory.");
+        text.doc);
 }
 
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
 
-void bind_register_find_callback2(py::module_& m) {
-    m.def(
-        "RegisterFindCallback2",
-        [](py::function callback) {
-            if (g_find2.add("RegisterFindCallback2", std::move(callback)))
-                check_sdk(OrthancPluginRegisterFindCallback2(context(), on_find2));
-        },
-        py::arg("callback"), "Registers callback(answers, query, connection) for C-FIND requests.");
+void bind_register_find_callback2(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_find2, "callback",
+                     [] { check_sdk(OrthancPluginRegisterFindCallback2(context(), on_find2)); });
 }
 
-void bind_register_worklist_callback2(py::module_& m) {
-    m.def(
-        "RegisterWorklistCallback2",
-        [](py::function callback) {
-            if (g_worklist2.add("RegisterWorklistCallback2", std::move(callback)))
-                check_sdk(OrthancPluginRegisterWorklistCallback2(context(), on_worklist2));
-        },
-        py::arg("callback"), "Registers callback(answers, query, connection) for worklist requests.");
+void bind_register_worklist_callback2(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_worklist2, "callback",
+                     [] { check_sdk(OrthancPluginRegisterWorklistCallback2(context(), on_worklist2)); });
 }
 
-void bind_register_move_callback3(py::module_& m) {
+void bind_register_move_callback3(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterMoveCallback3",
-        [](py::function create, py::function get_move_size, py::function apply_move,
+        text.name,
+        [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
            py::function free_move) {
-            if (g_move3.add("RegisterMoveCallback3",
+            if (g_move3.add(name,
                             py::make_tuple(create, get_move_size, apply_move, free_move)))
                 check_sdk(OrthancPluginRegisterMoveCallback2(context(), on_move3, on_move_size,
                                                              on_move_apply, on_move_free));
         },
         py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
-        "Registers a C-MOVE driver: create(connection, **request) -> driver, then as in "
-        "RegisterMoveCallback2; all steps of one move run in the interpreter that created it.");
+        text.doc);
 }
 
-void bind_register_storage_commitment_scp_callback2(py::module_& m) {
+void bind_register_storage_commitment_scp_callback2(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterStorageCommitmentScpCallback2",
-        [](py::function factory, py::function lookup) {
-            if (g_commitment2.add("RegisterStorageCommitmentScpCallback2",
+        text.name,
+        [name = text.name](py::function factory, py::function lookup) {
+            if (g_commitment2.add(name,
                                   py::make_tuple(factory, lookup)))
                 check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback2(
                     context(), on_commitment_factory2, on_commitment_destructor,
                     on_commitment_lookup));
         },
         py::arg("factory"), py::arg("lookup"),
-        "Registers the storage commitment SCP: factory(jobId, transactionUid, sopClassUids, "
-        "sopInstanceUids, connection) -> data, then lookup(sopClassUid, sopInstanceUid, data) "
-        "as in RegisterStorageCommitmentScpCallback.");
+        text.doc);
 }
 
 #endif

@@ -78,23 +78,19 @@ OrthancPluginErrorCode on_authentication(OrthancPluginHttpAuthenticationStatus* 
 
 }  // namespace
 
-void bind_register_http_authentication(py::module_& m) {
+void bind_register_http_authentication(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterHttpAuthentication",
-        [](py::function callback) {
+        text.name,
+        [name = text.name](py::function callback) {
             if (g_authentication.registered_in(interpreter_pool::instance().current_index()))
                 raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
                                         "RegisterHttpAuthentication: a callback is already "
                                         "registered (Orthanc accepts one)");
-            if (g_authentication.add("RegisterHttpAuthentication", std::move(callback)))
+            if (g_authentication.add(name, std::move(callback)))
                 check_sdk(OrthancPluginRegisterHttpAuthentication(context(), on_authentication));
         },
         py::arg("callback"),
-        "Registers callback(uri, ip=str, headers=dict, get=dict) -> HttpAuthenticationStatus | "
-        "(HttpAuthenticationStatus, data), called for every HTTP request: GRANTED may carry a "
-        "payload (bytes or str) that REST callbacks receive as authenticationPayload, REDIRECT "
-        "needs the path to redirect to. An exception or another answer denies the request. "
-        "Orthanc's own authentication (RegisteredUsers) is then off.");
+        text.doc);
 }
 
 #endif

@@ -50,28 +50,14 @@ OrthancPluginErrorCode on_transcode(OrthancPluginMemoryBuffer* transcoded, const
 
 }  // namespace
 
-void bind_register_decode_image_callback(py::module_& m) {
-    m.def(
-        "RegisterDecodeImageCallback",
-        [](py::function callback) {
-            if (g_decoders.add("RegisterDecodeImageCallback", std::move(callback)))
-                check_sdk(OrthancPluginRegisterDecodeImageCallback(context(), on_decode_image));
-        },
-        py::arg("callback"),
-        "Registers callback(dicom: bytes, frameIndex: int) -> Image | None, tried before "
-        "Orthanc's own decoders (None: not decoded here).");
+void bind_register_decode_image_callback(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_decoders, "callback",
+                     [] { check_sdk(OrthancPluginRegisterDecodeImageCallback(context(), on_decode_image)); });
 }
 
-void bind_register_transcoder_callback(py::module_& m) {
-    m.def(
-        "RegisterTranscoderCallback",
-        [](py::function callback) {
-            if (g_transcoders.add("RegisterTranscoderCallback", std::move(callback)))
-                check_sdk(OrthancPluginRegisterTranscoderCallback(context(), on_transcode));
-        },
-        py::arg("callback"),
-        "Registers callback(dicom: bytes, allowedSyntaxes: list[str], "
-        "allowNewSopInstanceUid: bool) -> bytes | None (None: not transcoded here).");
+void bind_register_transcoder_callback(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_transcoders, "callback",
+                     [] { check_sdk(OrthancPluginRegisterTranscoderCallback(context(), on_transcode)); });
 }
 
 }  // namespace opm

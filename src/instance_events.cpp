@@ -125,61 +125,29 @@ int32_t on_http_request(OrthancPluginHttpMethod method, const char* uri, const c
 
 }  // namespace
 
-void bind_register_on_stored_instance_callback(py::module_& m) {
-    m.def(
-        "RegisterOnStoredInstanceCallback",
-        [](py::function callback) {
-            if (g_stored.add("RegisterOnStoredInstanceCallback", std::move(callback)))
-                OrthancPluginRegisterOnStoredInstanceCallback(context(), on_stored_instance);
-        },
-        py::arg("callback"), "Registers callback(dicomInstance, instanceId).");
+void bind_register_on_stored_instance_callback(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_stored, "callback",
+                     [] { OrthancPluginRegisterOnStoredInstanceCallback(context(), on_stored_instance); });
 }
 
-void bind_register_received_instance_callback(py::module_& m) {
-    m.def(
-        "RegisterReceivedInstanceCallback",
-        [](py::function callback) {
-            if (g_received.add("RegisterReceivedInstanceCallback", std::move(callback)))
-                check_sdk(OrthancPluginRegisterReceivedInstanceCallback(context(), on_received_instance));
-        },
-        py::arg("callback"),
-        "Registers callback(dicom: bytes, origin: int) -> (ReceivedInstanceAction, bytes | None).");
+void bind_register_received_instance_callback(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_received, "callback",
+                     [] { check_sdk(OrthancPluginRegisterReceivedInstanceCallback(context(), on_received_instance)); });
 }
 
-void bind_register_incoming_cstore_instance_filter(py::module_& m) {
-    m.def(
-        "RegisterIncomingCStoreInstanceFilter",
-        [](py::function callback) {
-            if (g_cstore_filter.add("RegisterIncomingCStoreInstanceFilter", std::move(callback)))
-                check_sdk(OrthancPluginRegisterIncomingCStoreInstanceFilter(context(), on_cstore_instance));
-        },
-        py::arg("callback"),
-        "Registers callback(dicomInstance) -> int: 0 stores the instance, any other value "
-        "discards it and is the DIMSE status of the answer.");
+void bind_register_incoming_cstore_instance_filter(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_cstore_filter, "callback",
+                     [] { check_sdk(OrthancPluginRegisterIncomingCStoreInstanceFilter(context(), on_cstore_instance)); });
 }
 
-void bind_register_incoming_http_request_filter(py::module_& m) {
-    m.def(
-        "RegisterIncomingHttpRequestFilter",
-        [](py::function callback) {
-            if (g_http_filter.add("RegisterIncomingHttpRequestFilter", std::move(callback)))
-                check_sdk(OrthancPluginRegisterIncomingHttpRequestFilter2(context(), on_http_request));
-        },
-        py::arg("callback"),
-        "Registers callback(uri, method=int, ip=str, headers=dict, get=dict) -> bool; "
-        "anything but True (an exception included) denies the request.");
+void bind_register_incoming_http_request_filter(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_http_filter, "callback",
+                     [] { check_sdk(OrthancPluginRegisterIncomingHttpRequestFilter2(context(), on_http_request)); });
 }
 
-void bind_register_incoming_dicom_instance_filter(py::module_& m) {
-    m.def(
-        "RegisterIncomingDicomInstanceFilter",
-        [](py::function callback) {
-            if (g_dicom_filter.add("RegisterIncomingDicomInstanceFilter", std::move(callback)))
-                check_sdk(OrthancPluginRegisterIncomingDicomInstanceFilter(context(), on_dicom_instance));
-        },
-        py::arg("callback"),
-        "Registers callback(dicomInstance) -> bool, for instances received by any means: "
-        "False discards the instance; an exception or a non-bool is an error.");
+void bind_register_incoming_dicom_instance_filter(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_dicom_filter, "callback",
+                     [] { check_sdk(OrthancPluginRegisterIncomingDicomInstanceFilter(context(), on_dicom_instance)); });
 }
 
 }  // namespace opm

@@ -121,21 +121,14 @@ OrthancPluginJob* on_unserialize(const char* job_type, const char* serialized) {
 
 }  // namespace
 
-void bind_register_jobs_unserializer(py::module_& m) {
-    m.def(
-        "RegisterJobsUnserializer",
-        [](py::function callback) {
-            if (g_unserializers.add("RegisterJobsUnserializer", std::move(callback)))
-                OrthancPluginRegisterJobsUnserializer(context(), on_unserialize);
-        },
-        py::arg("callback"),
-        "Registers callback(jobType, serialized) -> Job | None, which restores the jobs of a "
-        "previous run (from GetSerialized) with CreateJob; None: not one of ours.");
+void bind_register_jobs_unserializer(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_unserializers, "callback",
+                     [] { OrthancPluginRegisterJobsUnserializer(context(), on_unserialize); });
 }
 
-void bind_create_job(py::module_& m) {
+void bind_create_job(py::module_& m, const binding_text& text) {
     m.def(
-        "CreateJob",
+        text.name,
         [](py::object object, const std::string& job_type) {
             if (!py::hasattr(object, "Step"))
                 throw py::type_error("a job needs a Step() method returning a JobStepStatus");
@@ -160,14 +153,12 @@ void bind_create_job(py::module_& m) {
             return new_owned(handle, "OrthancPluginCreateJob");
         },
         py::arg("job"), py::arg("jobType"),
-        "A job running job.Step() -> JobStepStatus until it returns SUCCESS or FAILURE, with "
-        "optional GetProgress() -> float, GetContent() -> dict, GetSerialized(), Stop(reason) "
-        "and Reset(); every call runs in this interpreter. Submit it with SubmitJob().");
+        text.doc);
 }
 
-void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls) {
+void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls, const binding_text& text) {
     cls.def(
-        "SubmitJob",
+        text.name,
         [](handle<OrthancPluginJob>& self, int priority) {
             // Orthanc owns a submitted job: this object no longer frees it.
             OrthancPluginJob* job = self.release();
@@ -181,7 +172,7 @@ void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls) {
                                         "OrthancPluginSubmitJob returned no job ID");
             return owned_text(id);
         },
-        py::arg("priority"), "Submits the job; returns its ID (see /jobs/{id}).");
+        py::arg("priority"), text.doc);
 }
 
 }  // namespace opm

@@ -13,26 +13,26 @@
 
 namespace opm {
 
-void bind_check_version(py::module_& m) {
+void bind_check_version(py::module_& m, const binding_text& text) {
     m.def(
-        "CheckVersion",
+        text.name,
         []() { return OrthancPluginCheckVersion(context()); },
-        "1 if the running Orthanc is at least the SDK version the plugin was built with, else 0.");
+        text.doc);
 }
 
-void bind_check_version_advanced(py::module_& m) {
+void bind_check_version_advanced(py::module_& m, const binding_text& text) {
     m.def(
-        "CheckVersionAdvanced",
+        text.name,
         [](int32_t major, int32_t minor, int32_t revision) {
             return OrthancPluginCheckVersionAdvanced(context(), major, minor, revision);
         },
         py::arg("expectedMajor"), py::arg("expectedMinor"), py::arg("expectedRevision"),
-        "1 if the running Orthanc is at least the given version, else 0.");
+        text.doc);
 }
 
-void bind_create_memory_buffer(py::module_& m) {
+void bind_create_memory_buffer(py::module_& m, const binding_text& text) {
     m.def(
-        "CreateMemoryBuffer",
+        text.name,
         [](uint32_t size) {
             memory_buffer buffer;
             OrthancPluginErrorCode code;
@@ -44,7 +44,7 @@ void bind_create_memory_buffer(py::module_& m) {
             if (size > 0) std::memset(buffer.get()->data, 0, size);  // Orthanc leaves it as is
             return buffer.bytes();
         },
-        py::arg("size"), "size zero bytes, allocated by Orthanc as in the existing plugin 4.x.");
+        py::arg("size"), text.doc);
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
@@ -59,9 +59,9 @@ py::object found_or_none(uint8_t found, const memory_buffer& buffer) {
 
 }  // namespace
 
-void bind_get_key_value(py::module_& m) {
+void bind_get_key_value(py::module_& m, const binding_text& text) {
     m.def(
-        "GetKeyValue",
+        text.name,
         [](const std::string& store_id, const std::string& key) -> py::object {
             uint8_t found = 0;
             memory_buffer value;
@@ -75,12 +75,12 @@ void bind_get_key_value(py::module_& m) {
             return found_or_none(found, value);
         },
         py::arg("storeId"), py::arg("key"),
-        "The value of key in the key-value store storeId, or None when there is none.");
+        text.doc);
 }
 
-void bind_dequeue_value(py::module_& m) {
+void bind_dequeue_value(py::module_& m, const binding_text& text) {
     m.def(
-        "DequeueValue",
+        text.name,
         [](const std::string& queue_id, int origin) -> py::object {
             uint8_t found = 0;
             memory_buffer value;
@@ -98,13 +98,12 @@ void bind_dequeue_value(py::module_& m) {
             return found_or_none(found, value);
         },
         py::arg("queueId"), py::arg("origin"),
-        "Removes and returns the value at the origin (QueueOrigin) of the queue, or None when "
-        "the queue is empty.");
+        text.doc);
 }
 
-void bind_get_queue_size(py::module_& m) {
+void bind_get_queue_size(py::module_& m, const binding_text& text) {
     m.def(
-        "GetQueueSize",
+        text.name,
         [](const std::string& queue_id) {
             uint64_t size = 0;
             OrthancPluginErrorCode code;
@@ -115,13 +114,13 @@ void bind_get_queue_size(py::module_& m) {
             check_sdk(code);
             return size;
         },
-        py::arg("queueId"), "The number of values in the queue.");
+        py::arg("queueId"), text.doc);
 }
 
 void bind_keys_values_iterator_next(
-    py::class_<handle<OrthancPluginKeysValuesIterator>>& cls) {
+    py::class_<handle<OrthancPluginKeysValuesIterator>>& cls, const binding_text& text) {
     cls.def(
-        "Next",
+        text.name,
         [](handle<OrthancPluginKeysValuesIterator>& self) {
             auto lease = self.take();  // keeps the iterator valid during the SDK call
             uint8_t has_value = 0;
@@ -135,17 +134,16 @@ void bind_keys_values_iterator_next(
             // and the existing plugin returns it as it is: `while it.Next(): ...`.
             return has_value != 0;
         },
-        "Moves to the next pair; True while there is one (then GetKey() and GetValue() read "
-        "it), False at the end.");
+        text.doc);
 }
 
 #endif
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 9)
 
-void bind_set_stable_status(py::module_& m) {
+void bind_set_stable_status(py::module_& m, const binding_text& text) {
     m.def(
-        "SetStableStatus",
+        text.name,
         [](const std::string& resource_id, int status) {
             uint8_t changed = 0;
             OrthancPluginErrorCode code;
@@ -158,17 +156,16 @@ void bind_set_stable_status(py::module_& m) {
             return py::make_tuple(static_cast<int>(code), static_cast<int>(changed));
         },
         py::arg("resourceId"), py::arg("stableStatus"),
-        "Sets the stable status (StableStatus) of a resource; returns (error code, 1 if the "
-        "status changed else 0).");
+        text.doc);
 }
 
 #endif
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
 
-void bind_reserve_queue_value(py::module_& m) {
+void bind_reserve_queue_value(py::module_& m, const binding_text& text) {
     m.def(
-        "ReserveQueueValue",
+        text.name,
         [](const std::string& queue_id, int origin, uint32_t release_timeout) -> py::tuple {
             uint8_t found = 0;
             uint64_t value_id = 0;
@@ -185,8 +182,7 @@ void bind_reserve_queue_value(py::module_& m) {
             return py::make_tuple(value.bytes(), value_id);
         },
         py::arg("queueId"), py::arg("origin"), py::arg("releaseTimeout"),
-        "Reserves the value at the origin of the queue for releaseTimeout seconds: (value, "
-        "valueId) to pass to AcknowledgeQueueValue once handled, or (None, None) when empty.");
+        text.doc);
 }
 
 #endif

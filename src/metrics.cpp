@@ -84,16 +84,9 @@ void register_metrics() {
                                             interpreters_route_safe);
 }
 
-void bind_register_refresh_metrics_callback(py::module_& m) {
-    m.def(
-        "RegisterRefreshMetricsCallback",
-        [](py::function callback) {
-            // Called by on_refresh_metrics, registered with Orthanc by register_metrics().
-            g_python_refresh.add("RegisterRefreshMetricsCallback", std::move(callback));
-        },
-        py::arg("callback"),
-        "Registers callback(), called in the first interpreter that registered one when "
-        "Orthanc refreshes its metrics (call SetMetricsValue there).");
+void bind_register_refresh_metrics_callback(py::module_& m, const binding_text& text) {
+    // Called by on_refresh_metrics, registered with Orthanc by register_metrics().
+    def_registration(m, text, g_python_refresh, "callback", [] {});
 }
 
 }  // namespace opm

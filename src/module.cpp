@@ -10,14 +10,14 @@
 
 namespace opm {
 
-void bind_get_interpreter_index(py::module_& m) {
-    m.def("GetInterpreterIndex", [] { return interpreter_pool::instance().current_index(); },
-          "Index (0 to GetInterpreterCount() - 1) of the interpreter running this code.");
+void bind_get_interpreter_index(py::module_& m, const binding_text& text) {
+    m.def(text.name, [] { return interpreter_pool::instance().current_index(); },
+          text.doc);
 }
 
-void bind_get_interpreter_count(py::module_& m) {
-    m.def("GetInterpreterCount", [] { return interpreter_pool::instance().size(); },
-          "Number of interpreters that run the script (the PythonInterpreters option).");
+void bind_get_interpreter_count(py::module_& m, const binding_text& text) {
+    m.def(text.name, [] { return interpreter_pool::instance().size(); },
+          text.doc);
 }
 
 }  // namespace opm

@@ -131,17 +131,9 @@ OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPluginReso
 
 }  // namespace
 
-void bind_register_on_change_callback(py::module_& m) {
-    m.def(
-        "RegisterOnChangeCallback",
-        [](py::function callback) {
-            if (g_callbacks.add("RegisterOnChangeCallback", std::move(callback)))
-                OrthancPluginRegisterOnChangeCallback(context(), on_change);
-        },
-        py::arg("callback"),
-        "Registers callback(changeType, resourceType, resourceId), called in order by one "
-        "thread in the first interpreter that registered one; ORTHANC_STOPPED reaches every "
-        "interpreter that registered one.");
+void bind_register_on_change_callback(py::module_& m, const binding_text& text) {
+    def_registration(m, text, g_callbacks, "callback",
+                     [] { OrthancPluginRegisterOnChangeCallback(context(), on_change); });
 }
 
 void start_on_change() {

@@ -295,22 +295,17 @@ void register_chunked_rest_callback(const std::string& regex, const py::object& 
 
 }  // namespace
 
-void bind_register_rest_callback(py::module_& module) {
-    module.def("RegisterRestCallback", &register_rest_callback, py::arg("pathRegularExpression"),
+void bind_register_rest_callback(py::module_& module, const binding_text& text) {
+    module.def(text.name, &register_rest_callback, py::arg("pathRegularExpression"),
                py::arg("callback"),
-               "Registers callback(output, uri, **request) for the URIs matching the regular "
-               "expression. Call while the script loads.");
+               text.doc);
 }
 
-void bind_register_chunked_rest_callback(py::module_& module) {
-    module.def("RegisterChunkedRestCallback", &register_chunked_rest_callback,
+void bind_register_chunked_rest_callback(py::module_& module, const binding_text& text) {
+    module.def(text.name, &register_chunked_rest_callback,
                py::arg("pathRegularExpression"), py::arg("getHandler"), py::arg("postHandler"),
                py::arg("deleteHandler"), py::arg("putHandler"),
-               "Registers a route whose POST and PUT bodies arrive in chunks: "
-               "getHandler/deleteHandler(output, uri, **request) as for RegisterRestCallback; "
-               "postHandler/putHandler(uri, **request) return a reader whose AddChunk(data: "
-               "bytes) gets each chunk and whose Execute(output) answers. None: that method is "
-               "not allowed. A reader stays in the interpreter that created it.");
+               text.doc);
 }
 
 void finalize_rest(size_t index) {

@@ -10,9 +10,9 @@
 
 namespace opm {
 
-void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls) {
+void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls, const binding_text& text) {
     cls.def(
-        "GetImageBuffer",
+        text.name,
         [](handle<OrthancPluginImage>& self) {
             auto lease = self.take();  // keeps the object valid during the SDK call
             OrthancPluginImage* image = lease.get();
@@ -29,12 +29,12 @@ void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls) {
                                         "the image has no buffer");
             return py::bytes(static_cast<const char*>(pixels), size);
         },
-        "A copy of the pixels (pitch * height bytes).");
+        text.doc);
 }
 
-void bind_create_image_from_buffer(py::module_& m) {
+void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
     m.def(
-        "CreateImageFromBuffer",
+        text.name,
         [](int format, uint32_t width, uint32_t height, uint32_t pitch, py::object buffer_arg) {
             byte_view buffer(buffer_arg);
             check_image_buffer(buffer, pitch, height);
@@ -55,12 +55,12 @@ void bind_create_image_from_buffer(py::module_& m) {
         },
         py::arg("format"), py::arg("width"), py::arg("height"), py::arg("pitch"),
         py::arg("buffer"),
-        "A new image holding a copy of buffer (at least pitch * height bytes).");
+        text.doc);
 }
 
-void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls) {
+void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls, const binding_text& text) {
     cls.def(
-        "GetInstanceData",
+        text.name,
         [](handle<OrthancPluginDicomInstance>& self) {
             auto lease = self.take();  // keeps the object valid during the SDK call
             OrthancPluginDicomInstance* instance = lease.get();
@@ -76,12 +76,12 @@ void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomI
                                         "the instance has no data");
             return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
         },
-        "A copy of the DICOM file.");
+        text.doc);
 }
 
-void bind_lookup_dictionary(py::module_& m) {
+void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
     m.def(
-        "LookupDictionary",
+        text.name,
         [](const std::string& name) {
             OrthancPluginDictionaryEntry entry{};
             OrthancPluginErrorCode code;
@@ -99,8 +99,7 @@ void bind_lookup_dictionary(py::module_& m) {
             return result;
         },
         py::arg("name"),
-        "The DICOM dictionary entry of a tag name: Group, Element, ValueRepresentation, "
-        "MinMultiplicity, MaxMultiplicity.");
+        text.doc);
 }
 
 namespace {
@@ -122,22 +121,22 @@ std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& sel
 
 }  // namespace
 
-void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls) {
+void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls, const binding_text& text) {
     cls.def(
-        "GetFindQueryTagGroup",
+        text.name,
         [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
             return find_query_tag(self, index).first;
         },
-        py::arg("index"), "The group of the index-th tag of the query.");
+        py::arg("index"), text.doc);
 }
 
-void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls) {
+void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls, const binding_text& text) {
     cls.def(
-        "GetFindQueryTagElement",
+        text.name,
         [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
             return find_query_tag(self, index).second;
         },
-        py::arg("index"), "The element of the index-th tag of the query.");
+        py::arg("index"), text.doc);
 }
 
 
@@ -179,30 +178,30 @@ py::object instance_dicomweb(handle<OrthancPluginDicomInstance>& self, bool xml)
 
 }  // namespace
 
-void bind_encode_dicomweb_json(py::module_& m) {
+void bind_encode_dicomweb_json(py::module_& m, const binding_text& text) {
     m.def(
-        "EncodeDicomWebJson", [](py::object dicom) { return encode_dicomweb(dicom, false); },
-        py::arg("dicom"), "The DICOMweb JSON of a DICOM file (binary values inline).");
+        text.name, [](py::object dicom) { return encode_dicomweb(dicom, false); },
+        py::arg("dicom"), text.doc);
 }
 
-void bind_encode_dicomweb_xml(py::module_& m) {
+void bind_encode_dicomweb_xml(py::module_& m, const binding_text& text) {
     m.def(
-        "EncodeDicomWebXml", [](py::object dicom) { return encode_dicomweb(dicom, true); },
-        py::arg("dicom"), "The DICOMweb XML of a DICOM file (binary values inline).");
+        text.name, [](py::object dicom) { return encode_dicomweb(dicom, true); },
+        py::arg("dicom"), text.doc);
 }
 
-void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls) {
+void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls, const binding_text& text) {
     cls.def(
-        "GetInstanceDicomWebJson",
+        text.name,
         [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, false); },
-        "The DICOMweb JSON of the instance (binary values inline).");
+        text.doc);
 }
 
-void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls) {
+void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls, const binding_text& text) {
     cls.def(
-        "GetInstanceDicomWebXml",
+        text.name,
         [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, true); },
-        "The DICOMweb XML of the instance (binary values inline).");
+        text.doc);
 }
 
 }  // namespace opm

@@ -157,43 +157,38 @@ OrthancPluginErrorCode storage_remove3(const char* uuid, OrthancPluginContentTyp
 
 }  // namespace
 
-void bind_register_storage_area(py::module_& m) {
+void bind_register_storage_area(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterStorageArea",
-        [](py::function create, py::function read, py::function remove, py::object read_range) {
+        text.name,
+        [name = text.name](py::function create, py::function read, py::function remove, py::object read_range) {
             if (!read_range.is_none() && !PyCallable_Check(read_range.ptr()))
                 throw py::type_error("readRange must be callable or None");
-            if (g_storage.add("RegisterStorageArea", py::make_tuple(create, read, remove, read_range)))
+            if (g_storage.add(name, py::make_tuple(create, read, remove, read_range)))
                 OrthancPluginRegisterStorageArea2(context(), storage_create, storage_read_whole,
                                                   storage_read_range, storage_remove);
         },
         py::arg("create"), py::arg("read"), py::arg("remove"), py::arg("readRange") = py::none(),
-        "Registers the storage area: create(uuid, contentType, data), read(uuid, contentType) "
-        "-> bytes, remove(uuid, contentType), and optionally readRange(uuid, contentType, "
-        "start, size) -> bytes (else ranges are cut out of read()).");
+        text.doc);
 }
 
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
 
-void bind_register_storage_area3(py::module_& m) {
+void bind_register_storage_area3(py::module_& m, const binding_text& text) {
     m.def(
-        "RegisterStorageArea3",
-        [](py::function create, py::function read_range, py::function remove) {
-            if (g_storage3.add("RegisterStorageArea3", py::make_tuple(create, read_range, remove)))
+        text.name,
+        [name = text.name](py::function create, py::function read_range, py::function remove) {
+            if (g_storage3.add(name, py::make_tuple(create, read_range, remove)))
                 OrthancPluginRegisterStorageArea3(context(), storage_create3, storage_read_range3,
                                                   storage_remove3);
         },
         py::arg("create"), py::arg("readRange"), py::arg("remove"),
-        "Registers the storage area with custom data: create(uuid, contentType, "
-        "compressionType, data, dicomInstance or None) -> (errorCode, customData or None), "
-        "readRange(uuid, contentType, start, size, customData) -> (errorCode, data), "
-        "remove(uuid, contentType, customData) -> errorCode.");
+        text.doc);
 }
 
-void bind_adopt_dicom_instance(py::module_& m) {
+void bind_adopt_dicom_instance(py::module_& m, const binding_text& text) {
     m.def(
-        "AdoptDicomInstance",
+        text.name,
         [](py::object dicom, py::object custom_data) {
             byte_view file(dicom);
             byte_view custom(custom_data);
@@ -215,9 +210,7 @@ void bind_adopt_dicom_instance(py::module_& m) {
                 static_cast<int>(status));
         },
         py::arg("dicom"), py::arg("customData"),
-        "Stores an instance whose file the storage area of RegisterStorageArea3 already holds: "
-        "Orthanc indexes it without writing it, and the attachment gets customData. Returns "
-        "(instanceId, attachmentUuid, a StoreStatus value).");
+        text.doc);
 }
 
 #endif

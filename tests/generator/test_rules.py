@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.emit_cpp import emit_cpp, emit_handwritten_header
+from generator.emit_cpp import emit_cpp, emit_function, emit_handwritten_header
 from generator.emit_pyi import emit_pyi
 from generator.manifest import Handwritten, Manifest
 from generator.model import UnsupportedError, model_from_json
@@ -78,7 +78,9 @@ def test_memory_buffer_output_and_error_code(model: BuildModel) -> None:
     (fn,) = m.functions
     assert fn.checks_error and fn.outputs == ("bytes",)
     assert [p.py_name for p in fn.params] == ["uri"]
-    assert fn.c_args == ("out0_.get()", "uri.c_str()")
+    assert [p.kind for p in fn.params] == ["str"]
+    # The emitter, not the model, spells the C arguments.
+    assert "OrthancPluginRestApiGet(context(), out0_.get(), uri.c_str())" in emit_function(fn)
 
 
 def test_owned_and_static_strings(model: BuildModel) -> None:
@@ -156,7 +158,12 @@ def test_handwritten_functions_count_as_wrapped(model: BuildModel) -> None:
     manifest = Manifest(
         handwritten=[
             Handwritten(
-                "Register", "", ("OrthancPluginRegister",), "bind_register", "() -> None", ""
+                "Register",
+                "",
+                ("OrthancPluginRegister",),
+                "bind_register",
+                "() -> None",
+                'Registers a "callback".',
             )
         ]
     )
@@ -170,8 +177,11 @@ def test_handwritten_functions_count_as_wrapped(model: BuildModel) -> None:
     )
     assert m.functions == () and m.unwrapped == ()
     assert (m.wrapped_count, m.sdk_functions) == (1, 1)
-    assert "void bind_register(py::module_& m);" in emit_handwritten_header(m)
-    assert "bind_register(m_module);" in emit_cpp(m)
+    header = emit_handwritten_header(m)
+    assert "void bind_register(py::module_& m, const binding_text& text);" in header
+    # The binder gets its Python name and docstring from the manifest.
+    assert 'bind_register(m_module, {"Register", "Registers a \\"callback\\"."});' in emit_cpp(m)
+    assert 'def Register() -> None:\n    """Registers a "callback".' in emit_pyi(m)
 
 
 def test_manifest_citing_a_missing_function_is_an_error(model: BuildModel) -> None:
