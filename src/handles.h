@@ -161,42 +161,35 @@ inline py::object owned_text(char* text) {
     return decode_text(text);
 }
 
-/// Owns an OrthancPluginMemoryBuffer filled by the SDK; frees it on destruction.
-class memory_buffer {
+inline void free_buffer(OrthancPluginMemoryBuffer* buffer) {
+    OrthancPluginFreeMemoryBuffer(context(), buffer);
+}
+inline void free_buffer(OrthancPluginMemoryBuffer64* buffer) {
+    OrthancPluginFreeMemoryBuffer64(context(), buffer);
+}
+
+/// Owns an OrthancPluginMemoryBuffer (or ...64) filled by the SDK; frees it on destruction.
+template <typename Buffer>
+class sdk_buffer {
 public:
-    memory_buffer() = default;
-    memory_buffer(const memory_buffer&) = delete;
-    memory_buffer& operator=(const memory_buffer&) = delete;
-    ~memory_buffer() {
-        if (buffer_.data != nullptr) OrthancPluginFreeMemoryBuffer(context(), &buffer_);
+    sdk_buffer() = default;
+    sdk_buffer(const sdk_buffer&) = delete;
+    sdk_buffer& operator=(const sdk_buffer&) = delete;
+    ~sdk_buffer() {
+        if (buffer_.data != nullptr) free_buffer(&buffer_);
     }
 
-    OrthancPluginMemoryBuffer* get() { return &buffer_; }
+    Buffer* get() { return &buffer_; }
     py::bytes bytes() const { return py::bytes(data(), size()); }
     const char* data() const { return static_cast<const char*>(buffer_.data); }
-    size_t size() const { return buffer_.size; }
+    size_t size() const { return static_cast<size_t>(buffer_.size); }
 
 private:
-    OrthancPluginMemoryBuffer buffer_{nullptr, 0};
+    Buffer buffer_{nullptr, 0};
 };
 
-/// Owns an OrthancPluginMemoryBuffer64 filled by the SDK.
-class memory_buffer64 {
-public:
-    memory_buffer64() = default;
-    memory_buffer64(const memory_buffer64&) = delete;
-    memory_buffer64& operator=(const memory_buffer64&) = delete;
-    ~memory_buffer64() {
-        if (buffer_.data != nullptr) OrthancPluginFreeMemoryBuffer64(context(), &buffer_);
-    }
-    OrthancPluginMemoryBuffer64* get() { return &buffer_; }
-    py::bytes bytes() const {
-        return py::bytes(static_cast<const char*>(buffer_.data), buffer_.size);
-    }
-
-private:
-    OrthancPluginMemoryBuffer64 buffer_{nullptr, 0};
-};
+using memory_buffer = sdk_buffer<OrthancPluginMemoryBuffer>;
+using memory_buffer64 = sdk_buffer<OrthancPluginMemoryBuffer64>;
 
 /// A Python dict of str -> str as the SDK's count + keys + values arrays.
 class string_dict {
