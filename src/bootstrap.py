@@ -173,18 +173,36 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
     return "fix the script (see the traceback above); Orthanc does not start with a failing script"
 
 
-def join_threads(timeout: float) -> list[str]:
-    """Waits up to `timeout` seconds for the script's threads; returns those still alive."""
+def join_threads(timeout: float, daemon_grace: float | None) -> tuple[list[str], list[str]]:
+    """Waits up to `timeout` seconds for the script's threads; returns the names of
+    those still alive: (non-daemon, daemon).
+
+    In the main interpreter daemon threads are not waited for (`daemon_grace` is
+    None): finalization ends them, as in plain Python. A sub-interpreter cannot end
+    while one runs (Py_EndInterpreter: "not the last thread"), so there they get
+    `daemon_grace` seconds (within `timeout`) to finish what ORTHANC_STOPPED began.
+    """
     deadline = time.monotonic() + timeout
     this = threading.current_thread()
     alive = []
+    daemons = []
     for thread in threading.enumerate():
-        if thread is this or thread is threading.main_thread() or thread.daemon:
+        if thread is this or thread is threading.main_thread():
+            continue
+        if thread.daemon:
+            daemons.append(thread)
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             alive.append(thread.name)
-    return alive
+    alive_daemons = []
+    if daemon_grace is not None:
+        daemon_deadline = min(deadline, time.monotonic() + daemon_grace)
+        for thread in daemons:
+            thread.join(max(0.0, daemon_deadline - time.monotonic()))
+            if thread.is_alive():
+                alive_daemons.append(thread.name)
+    return alive, alive_daemons
 
 
 def flush_log_streams() -> None:

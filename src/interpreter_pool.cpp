@@ -154,7 +154,10 @@ void interpreter_pool::initialize(const pool_options& options,
             sub_config.allow_fork = 0;
             sub_config.allow_exec = 0;
             sub_config.allow_threads = 1;
-            sub_config.allow_daemon_threads = 0;
+            // Everyday libraries start daemon threads (pynetdicom's non-blocking SCP, MQTT
+            // and Kafka clients); one still running at stop leaves its interpreter
+            // un-ended, like a stuck thread (finalize()).
+            sub_config.allow_daemon_threads = 1;
             sub_config.check_multi_interp_extensions = 1;
             sub_config.gil = PyInterpreterConfig_OWN_GIL;
             for (unsigned i = 0; i < options.interpreters; ++i) {
@@ -238,6 +241,17 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
         for (size_t i = 0; i < slots_.size(); ++i) {
             if (!stopped[i]) continue;
             PyEval_RestoreThread(slots_[i].owner);
+            if (has_other_threads(slots_[i])) {
+                // Py_EndInterpreter would abort ("not the last thread"): a thread the
+                // script started outside `threading` (_thread) still runs.
+                PyEval_SaveThread();
+                log_warning("Python: a thread of interpreter " + std::to_string(i) +
+                            " still runs at stop; that interpreter is left running so that "
+                            "Orthanc can exit");
+                stopped[i] = false;
+                all_stopped = false;
+                continue;
+            }
             freeze_before_finalize();
             Py_EndInterpreter(slots_[i].owner);
             slots_[i].ended = true;
@@ -264,6 +278,16 @@ bool interpreter_pool::enter_sdk_call() {
         std::this_thread::get_id() == finalizing_thread_)
         return true;
     sdk_calls_.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+}
+
+bool interpreter_pool::has_other_threads(const slot& s) {
+    // That interpreter's GIL is held: a thread of it deletes its thread state
+    // only with that GIL, so the list cannot change under us.
+    for (PyThreadState* state = PyInterpreterState_ThreadHead(s.interp); state != nullptr;
+         state = PyThreadState_Next(state)) {
+        if (state != s.owner) return true;
+    }
     return false;
 }
 

@@ -75,6 +75,10 @@ public:
     /// The number of interpreters asked for (all exist once initialize() returns).
     size_t size() const { return size_; }
     bool uses_main_interpreter() const { return uses_main_; }
+    /// Whether interpreter `index` is the main interpreter.
+    bool is_main(size_t index) const {
+        return index < slots_.size() && slots_[index].owner == main_tstate_;
+    }
 
     /// Index of the interpreter the calling thread is attached to (its GIL held).
     size_t current_index() const;
@@ -106,6 +110,9 @@ private:
     };
 
     void reap_cached_thread_states();
+    /// Whether a thread state other than the owner's exists in that interpreter
+    /// (its GIL held).
+    static bool has_other_threads(const slot& s);
     /// Waits (no GIL held) until `counter` is zero or `deadline`; false on time-out.
     static bool wait_for_zero(const std::atomic<int>& counter,
                               std::chrono::steady_clock::time_point deadline);

@@ -38,6 +38,8 @@ namespace {
 
 constexpr const char* plugin_name = "python";
 constexpr double thread_stop_timeout_s = 10.0;
+/// How long daemon threads of a sub-interpreter may take to end at stop.
+constexpr double daemon_grace_s = 2.0;
 
 void set_description(const char* text) {
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 4)
@@ -188,6 +190,13 @@ void warm_up_main() {
     }
 }
 
+/// Names of threads, as one log line.
+std::string thread_names(const py::list& names) {
+    std::string text;
+    for (py::handle name : names) text += " " + loggable_text(py::str(name));
+    return text;
+}
+
 /// Drops everything this interpreter registered and waits (bounded) for the
 /// script's threads. Returns false when some thread would not stop. GIL held.
 bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadline) {
@@ -196,15 +205,27 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
     try {
         const double left =
             std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-        py::list alive = bootstrap().attr("join_threads")(left > 0 ? left : 0.0);
+        // A sub-interpreter cannot end under a running daemon thread: those get a
+        // short grace to finish stopping (their script stopped them on ORTHANC_STOPPED).
+        py::object daemon_grace = interpreter_pool::instance().is_main(index)
+                                      ? py::object(py::none())
+                                      : py::object(py::float_(daemon_grace_s));
+        py::tuple alive =
+            bootstrap().attr("join_threads")(left > 0 ? left : 0.0, daemon_grace);
         bootstrap().attr("flush_log_streams")();
-        if (alive.empty()) return true;
-        std::string names;
-        for (py::handle name : alive) names += " " + loggable_text(py::str(name));
-        log_error("Python: threads of interpreter " + std::to_string(index) +
-                  " still run after " + std::to_string(static_cast<int>(thread_stop_timeout_s)) +
-                  " s:" + names + " (stop them on ORTHANC_STOPPED)");
-        return false;
+        const py::list threads = alive[0];
+        const py::list daemons = alive[1];
+        if (!threads.empty())
+            log_error("Python: threads of interpreter " + std::to_string(index) +
+                      " still run after " +
+                      std::to_string(static_cast<int>(thread_stop_timeout_s)) +
+                      " s:" + thread_names(threads) + " (stop them on ORTHANC_STOPPED)");
+        if (!daemons.empty())
+            log_warning("Python: daemon threads of interpreter " + std::to_string(index) +
+                        " still run at stop:" + thread_names(daemons) +
+                        "; that interpreter is left running so that Orthanc can exit (stop "
+                        "them on ORTHANC_STOPPED to end it cleanly)");
+        return threads.empty() && daemons.empty();
     } catch (const py::error_already_set& error) {
         log_error("Python: while stopping interpreter " + std::to_string(index) + ":\n" +
                   format_exception(error));
