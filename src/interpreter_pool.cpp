@@ -97,7 +97,8 @@ interpreter_pool& interpreter_pool::instance() {
 
 void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<void()>& prepare_main,
-                                  const std::function<void(size_t)>& prepare) {
+                                  const std::function<void(size_t)>& prepare,
+                                  const std::function<bool(size_t)>& discard) {
     size_ = options.interpreters < 1 ? 1 : options.interpreters;
     if (size_ > max_interpreters) throw std::invalid_argument("too many interpreters");
     g_generation.fetch_add(1);
@@ -109,6 +110,8 @@ void interpreter_pool::initialize(const pool_options& options,
     }
     sdk_open_.store(true);
     finalizing_thread_ = std::thread::id();
+    fell_back_ = false;
+    abandoned_ = false;
     // Threads started by the script of interpreter 0 read slots_ (current_index)
     // while the next interpreters are added: it must never reallocate.
     slots_.clear();
@@ -168,7 +171,14 @@ void interpreter_pool::initialize(const pool_options& options,
                 slots_.emplace_back();
                 slots_.back().interp = PyThreadState_GetInterpreter(owner);
                 slots_.back().owner = owner;
-                prepare(i);
+                try {
+                    prepare(i);
+                } catch (const needs_main_interpreter& reason) {
+                    log_warning(reason.what());
+                    fall_back_to_main(discard);
+                    prepare(0);
+                    break;
+                }
                 PyThreadState_Swap(main_tstate_);
             }
         }
@@ -178,6 +188,36 @@ void interpreter_pool::initialize(const pool_options& options,
     }
     PyEval_SaveThread();
     running_.store(true, std::memory_order_release);
+}
+
+void interpreter_pool::fall_back_to_main(const std::function<bool(size_t)>& discard) {
+    // Attached to the last sub-interpreter; each one in turn is attached, emptied
+    // and ended (which leaves no thread state attached), or left as it is.
+    for (size_t i = 0; i < slots_.size(); ++i) {
+        PyThreadState_Swap(slots_[i].owner);
+        if (discard(i) && !has_other_threads(slots_[i])) {
+            freeze_before_finalize();
+            Py_EndInterpreter(slots_[i].owner);
+            slots_[i].ended = true;
+        } else {
+            log_warning("Python: threads of sub-interpreter " + std::to_string(i) +
+                        " still run; it is left as it is");
+            abandoned_ = true;
+        }
+    }
+    PyThreadState_Swap(main_tstate_);
+    // A thread of a sub-interpreter left running may read slots_ (current_index):
+    // the vector keeps its storage, and the pool is now the main interpreter alone.
+    slots_.resize(1);
+    slots_[0].interp = PyThreadState_GetInterpreter(main_tstate_);
+    slots_[0].owner = main_tstate_;
+    slots_[0].ended = false;
+    size_ = 1;
+    uses_main_ = true;
+    fell_back_ = true;
+    stats_[0].calls = 0;
+    stats_[0].errors = 0;
+    stats_[0].busy_ns = 0;
 }
 
 void interpreter_pool::for_each(const std::function<void(size_t)>& fn) {
@@ -257,7 +297,7 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
             slots_[i].ended = true;
         }
     }
-    if (!all_stopped) {
+    if (!all_stopped || abandoned_) {
         // Py_FinalizeEx would wait for the thread forever (and end the leftover
         // sub-interpreters itself, which waits too). Leave the runtime as it is.
         log_error("Python: some threads of the script did not stop; "

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +33,14 @@ struct interpreter_stats {
     std::atomic<unsigned long long> busy_ns{0};  ///< time spent in calls, waiting included
 };
 
+/// Thrown by the `prepare(index)` of a sub-interpreter when the script needs the
+/// main interpreter (it imports a module that cannot load in a sub-interpreter);
+/// the message is the warning to log.
+class needs_main_interpreter : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 /// Owns the CPython runtime of the process and the interpreters that run the script.
 ///
 /// - initialize() and finalize() must run on the SAME OS thread (Orthanc calls
@@ -49,8 +58,18 @@ public:
     /// runs in each new interpreter, GIL held, before the next one is created.
     /// Either may throw: the exception propagates with no GIL held, and the caller
     /// then calls finalize() to shut down what was started.
+    ///
+    /// When `prepare(index)` of a sub-interpreter throws needs_main_interpreter,
+    /// the pool logs its message, runs `discard(index)` in each sub-interpreter
+    /// created so far (GIL held; false when its threads would not stop, which leaves
+    /// it un-ended), ends them, and becomes a pool of the main interpreter alone
+    /// (index 0), as with `interpreters = 1`, running `prepare(0)` there.
     void initialize(const pool_options& options, const std::function<void()>& prepare_main,
-                    const std::function<void(size_t)>& prepare);
+                    const std::function<void(size_t)>& prepare,
+                    const std::function<bool(size_t)>& discard);
+
+    /// Whether the script asked for sub-interpreters and runs in the main one instead.
+    bool fell_back() const { return fell_back_; }
 
     /// Runs `fn(index)` in each live interpreter in turn, with its GIL held
     /// (on the calling thread, which must hold no GIL).
@@ -110,6 +129,8 @@ private:
     };
 
     void reap_cached_thread_states();
+    /// See initialize(): the sub-interpreters go, the main interpreter stays (attached).
+    void fall_back_to_main(const std::function<bool(size_t)>& discard);
     /// Whether a thread state other than the owner's exists in that interpreter
     /// (its GIL held).
     static bool has_other_threads(const slot& s);
@@ -121,6 +142,9 @@ private:
     size_t size_ = 0;
     PyThreadState* main_tstate_ = nullptr;
     bool uses_main_ = true;
+    bool fell_back_ = false;
+    /// A sub-interpreter was left un-ended at fall-back: never finalize the runtime.
+    bool abandoned_ = false;
     std::atomic<bool> running_{false};
     std::array<interpreter_stats, max_interpreters> stats_;
     std::atomic<int> active_calls_{0};

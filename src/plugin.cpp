@@ -161,10 +161,28 @@ void prepare_interpreter(size_t index, const environment& env) {
         py::module_ boot = load_bootstrap();
         boot.attr("install_log_streams")();
         boot.attr("prepare_paths")(env.site_dirs, fs::path(g_config.script).parent_path().string());
+        const bool sub_interpreter = !interpreter_pool::instance().is_main(index);
+        if (sub_interpreter) boot.attr("install_import_guard")();
         try {
             boot.attr("load_script")(g_config.script);
         } catch (const py::error_already_set& error) {
             const std::string traceback = format_exception(error);
+            if (sub_interpreter) {
+                py::object module = boot.attr("subinterpreter_refusal")(error.value());
+                if (!module.is_none()) {
+                    boot.attr("flush_log_streams")();
+                    log_info("Python: the script in interpreter " + std::to_string(index) +
+                             ":\n" + traceback);
+                    const std::string name = loggable_text(py::str(module));
+                    throw needs_main_interpreter(
+                        "Python: " + g_config.script + " imports " + name +
+                        ", which cannot load in a sub-interpreter: the script runs in the main "
+                        "interpreter alone, as with \"PythonInterpreters\": 1 (to use several "
+                        "cores, move the code that needs " + name +
+                        " to the script of \"PythonMainScript\", see docs/imaging.md; or set "
+                        "\"PythonInterpreters\": 1)");
+                }
+            }
             const std::string advice = loggable_text(
                 boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
             boot.attr("flush_log_streams")();
@@ -233,6 +251,23 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
     }
 }
 
+/// A sub-interpreter given up for the main one while the scripts load (GIL held):
+/// drops and forgets its registrations, waits a little for its threads.
+bool discard_interpreter(size_t index) {
+    finalize_rest(index);
+    clear_all_callbacks(index);
+    forget_all_callbacks(index);
+    try {
+        py::tuple alive = bootstrap().attr("join_threads")(daemon_grace_s, daemon_grace_s);
+        bootstrap().attr("flush_log_streams")();
+        return py::len(alive[0]) == 0 && py::len(alive[1]) == 0;
+    } catch (const py::error_already_set& error) {
+        log_error("Python: while leaving interpreter " + std::to_string(index) + ":\n" +
+                  format_exception(error));
+        return false;
+    }
+}
+
 std::chrono::steady_clock::time_point stop_deadline() {
     return std::chrono::steady_clock::now() +
            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -298,8 +333,9 @@ int32_t initialize(OrthancPluginContext* context) {
 
     interpreter_pool& pool = interpreter_pool::instance();
     try {
-        pool.initialize(options, &warm_up_main,
-                        [&env](size_t index) { prepare_interpreter(index, env); });
+        pool.initialize(
+            options, &warm_up_main, [&env](size_t index) { prepare_interpreter(index, env); },
+            &discard_interpreter);
     } catch (const std::exception& error) {
         log_error(error.what());
         close_registration();

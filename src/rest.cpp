@@ -10,6 +10,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <memory>
@@ -166,6 +167,14 @@ void bind_register_rest_callback(py::module_& module) {
 void finalize_rest(size_t index) {
     for (size_t i = 0; i < g_route_count; ++i) {
         if (index < g_routes[i]->callables.size()) g_routes[i]->callables[index] = py::object();
+    }
+}
+
+void forget_rest(size_t index) {
+    for (size_t i = 0; i < g_route_count; ++i) {
+        std::vector<size_t>& registered = g_routes[i]->interpreters;
+        registered.erase(std::remove(registered.begin(), registered.end(), index),
+                         registered.end());
     }
 }
 
