@@ -101,6 +101,9 @@ void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<bool(size_t)>& discard) {
     size_ = options.interpreters < 1 ? 1 : options.interpreters;
     if (size_ > max_interpreters) throw std::invalid_argument("too many interpreters");
+    // Counted from the start: registries size themselves on size() as the scripts load.
+    main_alongside_ = options.main_alongside && size_ >= 2;
+    if (main_alongside_) ++size_;
     g_generation.fetch_add(1);
     for (interpreter_stats& stats : stats_) {
         stats.in_flight = 0;
@@ -181,6 +184,12 @@ void interpreter_pool::initialize(const pool_options& options,
                 }
                 PyThreadState_Swap(main_tstate_);
             }
+            if (main_alongside_) {
+                slots_.emplace_back();
+                slots_.back().interp = PyThreadState_GetInterpreter(main_tstate_);
+                slots_.back().owner = main_tstate_;
+                prepare(slots_.size() - 1);
+            }
         }
     } catch (...) {
         PyEval_SaveThread();
@@ -209,6 +218,7 @@ void interpreter_pool::fall_back_to_main(const std::function<bool(size_t)>& disc
     // A thread of a sub-interpreter left running may read slots_ (current_index):
     // the vector keeps its storage, and the pool is now the main interpreter alone.
     slots_.resize(1);
+    main_alongside_ = false;
     slots_[0].interp = PyThreadState_GetInterpreter(main_tstate_);
     slots_[0].owner = main_tstate_;
     slots_[0].ended = false;
@@ -279,7 +289,7 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
 
     if (!uses_main_) {
         for (size_t i = 0; i < slots_.size(); ++i) {
-            if (!stopped[i]) continue;
+            if (!stopped[i] || slots_[i].owner == main_tstate_) continue;
             PyEval_RestoreThread(slots_[i].owner);
             if (has_other_threads(slots_[i])) {
                 // Py_EndInterpreter would abort ("not the last thread"): a thread the

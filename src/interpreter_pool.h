@@ -20,6 +20,8 @@ constexpr size_t max_interpreters = 1024;
 
 struct pool_options {
     unsigned interpreters = 1;       ///< 1: the main interpreter; N >= 2: N isolated sub-interpreters
+    /// With N >= 2: the main interpreter too, as interpreter N (PythonMainScript).
+    bool main_alongside = false;
     bool verbose = false;            ///< PyConfig.verbose
     std::string home;                ///< PyConfig.home (the base Python installation)
     std::string executable;          ///< PyConfig.executable (the virtual environment's python)
@@ -64,9 +66,22 @@ public:
     /// created so far (GIL held; false when its threads would not stop, which leaves
     /// it un-ended), ends them, and becomes a pool of the main interpreter alone
     /// (index 0), as with `interpreters = 1`, running `prepare(0)` there.
+    ///
+    /// With `main_alongside`, once the N sub-interpreters are prepared the main
+    /// interpreter becomes interpreter N and `prepare(N)` runs there (not after a
+    /// fall-back, where the main interpreter is interpreter 0).
     void initialize(const pool_options& options, const std::function<void()>& prepare_main,
                     const std::function<void(size_t)>& prepare,
                     const std::function<bool(size_t)>& discard);
+
+    /// Whether the main interpreter is interpreter N alongside N sub-interpreters.
+    bool main_alongside() const { return main_alongside_; }
+    /// Whether `index` is that main interpreter alongside the sub-interpreters.
+    bool is_main_alongside(size_t index) const {
+        return main_alongside_ && index + 1 == size_;
+    }
+    /// The number of interpreters that run PythonScript (the main one alongside aside).
+    size_t script_interpreters() const { return main_alongside_ ? size_ - 1 : size_; }
 
     /// Whether the script asked for sub-interpreters and runs in the main one instead.
     bool fell_back() const { return fell_back_; }
@@ -91,7 +106,8 @@ public:
 
     // seq_cst: pairs with the count in in_flight_scope (see there).
     bool running() const { return running_.load(std::memory_order_seq_cst); }
-    /// The number of interpreters asked for (all exist once initialize() returns).
+    /// The number of interpreters (all exist once initialize() returns), the main
+    /// one alongside the sub-interpreters included.
     size_t size() const { return size_; }
     bool uses_main_interpreter() const { return uses_main_; }
     /// Whether interpreter `index` is the main interpreter.
@@ -143,10 +159,11 @@ private:
     PyThreadState* main_tstate_ = nullptr;
     bool uses_main_ = true;
     bool fell_back_ = false;
+    bool main_alongside_ = false;
     /// A sub-interpreter was left un-ended at fall-back: never finalize the runtime.
     bool abandoned_ = false;
     std::atomic<bool> running_{false};
-    std::array<interpreter_stats, max_interpreters> stats_;
+    std::array<interpreter_stats, max_interpreters + 1> stats_;  // + the main one alongside
     std::atomic<int> active_calls_{0};
     std::atomic<bool> sdk_open_{true};
     std::atomic<int> sdk_calls_{0};

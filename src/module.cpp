@@ -16,8 +16,9 @@ void bind_get_interpreter_index(py::module_& m) {
 }
 
 void bind_get_interpreter_count(py::module_& m) {
-    m.def("GetInterpreterCount", [] { return interpreter_pool::instance().size(); },
-          "Number of interpreters that run the script (the PythonInterpreters option).");
+    m.def("GetInterpreterCount", [] { return interpreter_pool::instance().script_interpreters(); },
+          "Number of interpreters that run PythonScript (the PythonInterpreters option); the "
+          "main interpreter alongside them, which runs PythonMainScript, has the next index.");
 }
 
 }  // namespace opm

@@ -155,42 +155,56 @@ py::module_ load_bootstrap() {
 
 py::module_ bootstrap() { return py::module_::import("_orthanc_python_multi"); }
 
-/// Runs in each interpreter (GIL held): log streams, paths, then the script.
+/// Runs `script` in the current interpreter `index` (GIL held), the bootstrap
+/// module `boot` already loaded there.
+void run_script(py::module_& boot, size_t index, const std::string& script, bool sub_interpreter) {
+    try {
+        boot.attr("load_script")(script);
+    } catch (const py::error_already_set& error) {
+        const std::string traceback = format_exception(error);
+        if (sub_interpreter) {
+            py::object module = boot.attr("subinterpreter_refusal")(error.value());
+            if (!module.is_none()) {
+                boot.attr("flush_log_streams")();
+                log_info("Python: the script in interpreter " + std::to_string(index) + ":\n" +
+                         traceback);
+                const std::string name = loggable_text(py::str(module));
+                throw needs_main_interpreter(
+                    "Python: " + script + " imports " + name +
+                    ", which cannot load in a sub-interpreter: the script runs in the main "
+                    "interpreter alone, as with \"PythonInterpreters\": 1 (to use several "
+                    "cores, move the code that needs " + name +
+                    " to the script of \"PythonMainScript\", see docs/imaging.md; or set "
+                    "\"PythonInterpreters\": 1)");
+            }
+        }
+        const std::string advice = loggable_text(
+            boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
+        boot.attr("flush_log_streams")();
+        throw script_error("Python: the script " + script +
+                           " raised an exception while loading in interpreter " +
+                           std::to_string(index) + ":\n" + traceback +
+                           "\nPython: Orthanc does not start: " + advice);
+    }
+}
+
+/// Runs in each interpreter (GIL held): log streams, paths, then the scripts:
+/// PythonScript in the sub-interpreters, PythonMainScript in the main interpreter
+/// alongside them, both (PythonMainScript first) when the main interpreter is the
+/// only one.
 void prepare_interpreter(size_t index, const environment& env) {
+    interpreter_pool& pool = interpreter_pool::instance();
+    const bool sub_interpreter = !pool.is_main(index);
+    std::vector<std::string> scripts;
+    if (!sub_interpreter && !g_config.main_script.empty()) scripts.push_back(g_config.main_script);
+    if (!pool.is_main_alongside(index)) scripts.push_back(g_config.script);
     try {
         py::module_ boot = load_bootstrap();
         boot.attr("install_log_streams")();
-        boot.attr("prepare_paths")(env.site_dirs, fs::path(g_config.script).parent_path().string());
-        const bool sub_interpreter = !interpreter_pool::instance().is_main(index);
+        for (auto script = scripts.rbegin(); script != scripts.rend(); ++script)
+            boot.attr("prepare_paths")(env.site_dirs, fs::path(*script).parent_path().string());
         if (sub_interpreter) boot.attr("install_import_guard")();
-        try {
-            boot.attr("load_script")(g_config.script);
-        } catch (const py::error_already_set& error) {
-            const std::string traceback = format_exception(error);
-            if (sub_interpreter) {
-                py::object module = boot.attr("subinterpreter_refusal")(error.value());
-                if (!module.is_none()) {
-                    boot.attr("flush_log_streams")();
-                    log_info("Python: the script in interpreter " + std::to_string(index) +
-                             ":\n" + traceback);
-                    const std::string name = loggable_text(py::str(module));
-                    throw needs_main_interpreter(
-                        "Python: " + g_config.script + " imports " + name +
-                        ", which cannot load in a sub-interpreter: the script runs in the main "
-                        "interpreter alone, as with \"PythonInterpreters\": 1 (to use several "
-                        "cores, move the code that needs " + name +
-                        " to the script of \"PythonMainScript\", see docs/imaging.md; or set "
-                        "\"PythonInterpreters\": 1)");
-                }
-            }
-            const std::string advice = loggable_text(
-                boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
-            boot.attr("flush_log_streams")();
-            throw script_error("Python: the script " + g_config.script +
-                               " raised an exception while loading in interpreter " +
-                               std::to_string(index) + ":\n" + traceback +
-                               "\nPython: Orthanc does not start: " + advice);
-        }
+        for (const std::string& script : scripts) run_script(boot, index, script, sub_interpreter);
         boot.attr("flush_log_streams")();
     } catch (const py::error_already_set& error) {
         throw script_error("Python: cannot prepare interpreter " + std::to_string(index) + ":\n" +
@@ -300,6 +314,12 @@ int32_t initialize(OrthancPluginContext* context) {
     set_description("Python scripts in parallel sub-interpreters (orthanc-python-multi)");
 
     g_config = read_config(context);
+    if (g_config.script.empty() && !g_config.main_script.empty()) {
+        // Nothing for sub-interpreters: the main interpreter alone runs it.
+        g_config.script = g_config.main_script;
+        g_config.main_script.clear();
+        g_config.interpreters = 1;
+    }
     if (g_config.script.empty()) {
         log_warning("Python: no PythonScript in the configuration, the plugin stays inactive");
         return 0;
@@ -326,6 +346,7 @@ int32_t initialize(OrthancPluginContext* context) {
     const environment env = find_environment();
     pool_options options;
     options.interpreters = g_config.interpreters;
+    options.main_alongside = !g_config.main_script.empty();
     options.verbose = g_config.verbose;
     // The base Python the plugin was built with, unless it lives elsewhere here.
     options.home = g_config.home.empty() ? ORTHANC_PYTHON_MULTI_HOME : g_config.home;
@@ -346,9 +367,15 @@ int32_t initialize(OrthancPluginContext* context) {
     register_metrics();
     start_on_change();
     g_active = true;
-    log_warning("Python: " + g_config.script + " runs in " + std::to_string(pool.size()) +
+    log_warning("Python: " + g_config.script + " runs in " +
+                std::to_string(pool.script_interpreters()) +
                 (pool.uses_main_interpreter() ? " interpreter (the main one)"
                                               : " sub-interpreters, each with its own GIL"));
+    if (!g_config.main_script.empty())
+        log_warning("Python: " + g_config.main_script + " runs in the main interpreter" +
+                    (pool.main_alongside()
+                         ? " (interpreter " + std::to_string(pool.size() - 1) + ")"
+                         : std::string()));
     return 0;
 }
 

@@ -4,9 +4,11 @@ sub-interpreter (src/interpreter_pool.cpp, src/plugin.cpp, src/bootstrap.py)."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from orthanc_python_multi.process import free_ports
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .orthanc_server import OrthancServer
-from .test_callbacks import wait_for_log
+from .test_callbacks import upload, wait_for_log
 
 IMAGING_PACKAGES = ["numpy", "Pillow", "pydicom"]
 
@@ -238,3 +240,135 @@ def test_import_error_caught_by_the_script_keeps_the_sub_interpreters(
     assert set(served_by(server, "/numpy")) == {"0", "1"}
     assert server.get("/numpy").text.endswith(" True")
     assert server.get("/python/interpreters").json()["MainInterpreter"] is False
+
+
+# PythonMainScript: the imaging work in the main interpreter, alongside the
+# sub-interpreters that run PythonScript.
+THUMBNAIL_MAIN_SCRIPT = """
+import io
+import numpy
+import orthanc
+import pydicom
+from PIL import Image
+
+def Thumbnail(output, uri, **request):
+    dataset = pydicom.dcmread(io.BytesIO(orthanc.GetDicomForInstance(request['groups'][0])))
+    pixels = dataset.pixel_array.astype(numpy.float64)
+    low, high = pixels.min(), pixels.max()
+    scaled = (pixels - low) * 255.0 / max(high - low, 1.0)
+    image = Image.fromarray(numpy.round(scaled).astype(numpy.uint8), mode='L')
+    png = io.BytesIO()
+    image.save(png, format='PNG')
+    output.SetHttpHeader('X-Interpreter', str(orthanc.GetInterpreterIndex()))
+    output.AnswerBuffer(png.getvalue(), 'image/png')
+
+orthanc.RegisterRestCallback('/thumbnail/(.*)', Thumbnail)
+orthanc.LogWarning('main script in interpreter %d, %d for the script' % (
+    orthanc.GetInterpreterIndex(), orthanc.GetInterpreterCount()))
+"""
+
+PURE_PYTHON_SCRIPT = """
+import orthanc
+
+def Square(output, uri, **request):
+    value = int(request['groups'][0])
+    output.AnswerBuffer('%d %d' % (orthanc.GetInterpreterIndex(), value * value), 'text/plain')
+
+orthanc.RegisterRestCallback('/square/([0-9]+)', Square)
+"""
+
+
+def png_gray_pixels(data: bytes) -> tuple[int, int, list[list[int]]]:
+    """Width, height and rows of an 8-bit grayscale PNG (PNG's five filters undone)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, idat, header = 8, b"", b""
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+        offset += 12 + length
+    width, height, depth, color = struct.unpack(">IIBB", header[:10])
+    assert (depth, color) == (8, 0)
+    raw = zlib.decompress(idat)
+    rows: list[list[int]] = []
+    previous = [0] * width
+    for y in range(height):
+        line = raw[y * (width + 1) : (y + 1) * (width + 1)]
+        kind, row = line[0], list(line[1:])
+        for x in range(width):
+            left = row[x - 1] if x else 0
+            up, up_left = previous[x], previous[x - 1] if x else 0
+            if kind == 1:
+                row[x] = (row[x] + left) & 0xFF
+            elif kind == 2:
+                row[x] = (row[x] + up) & 0xFF
+            elif kind == 3:
+                row[x] = (row[x] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - up_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                near = left if pa <= pb and pa <= pc else up if pb <= pc else up_left
+                row[x] = (row[x] + near) & 0xFF
+        rows.append(row)
+        previous = row
+    return width, height, rows
+
+
+def test_main_script_alongside_sub_interpreters(
+    orthanc: StartOrthanc, imaging_venv: Path, tmp_path: Path
+) -> None:
+    main_script = tmp_path / "imaging_main.py"
+    main_script.write_text(THUMBNAIL_MAIN_SCRIPT)
+    server = orthanc(
+        PURE_PYTHON_SCRIPT,
+        interpreters=2,
+        extra={"PythonVirtualEnv": str(imaging_venv), "PythonMainScript": str(main_script)},
+    )
+    assert wait_for_log(server, "main script in interpreter 2, 2 for the script")
+    instance = upload(server, make_dicom(rows=4, columns=4))["ID"]
+    for _ in range(6):
+        response = server.get(f"/thumbnail/{instance}")
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == "image/png"
+        assert response.headers["X-Interpreter"] == "2"
+        width, height, rows = png_gray_pixels(response.content)
+        assert (width, height) == (4, 4)
+        # make_dicom's pixels are 0..15: stretched to 0..255, 17 apart.
+        assert rows == [[17 * (4 * y + x) for x in range(4)] for y in range(4)]
+    assert server.get("/square/12").text.endswith(" 144")
+    assert set(served_by(server, "/square/3")) == {"0", "1"}
+    status = server.get("/python/interpreters").json()
+    assert status["MainInterpreter"] is False
+    entries = {entry["Index"]: entry for entry in status["Interpreters"]}
+    assert sorted(entries) == [0, 1, 2]
+    assert [entries[i]["Main"] for i in (0, 1, 2)] == [False, False, True]
+    assert entries[2]["Calls"] == 6
+    assert entries[0]["Calls"] > 0 and entries[1]["Calls"] > 0
+    metrics = server.get("/tools/metrics-prometheus").text
+    assert "orthanc_python_interpreter_2_calls 6" in metrics
+    assert "orthanc_python_main_interpreter_index 2" in metrics
+    assert "cannot load in a sub-" not in server.log()
+
+
+def test_main_script_with_one_interpreter_runs_both_scripts_there(
+    orthanc: StartOrthanc, imaging_venv: Path, tmp_path: Path
+) -> None:
+    main_script = tmp_path / "imaging_main.py"
+    main_script.write_text(THUMBNAIL_MAIN_SCRIPT)
+    server = orthanc(
+        PURE_PYTHON_SCRIPT,
+        interpreters=1,
+        extra={"PythonVirtualEnv": str(imaging_venv), "PythonMainScript": str(main_script)},
+    )
+    assert wait_for_log(server, "main script in interpreter 0, 1 for the script")
+    instance = upload(server, make_dicom())["ID"]
+    response = server.get(f"/thumbnail/{instance}")
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Interpreter"] == "0"
+    assert set(served_by(server, "/square/3")) == {"0"}
+    status = server.get("/python/interpreters").json()
+    assert status["MainInterpreter"] is True
+    assert [entry["Main"] for entry in status["Interpreters"]] == [True]
