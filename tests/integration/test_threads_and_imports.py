@@ -372,3 +372,31 @@ def test_main_script_with_one_interpreter_runs_both_scripts_there(
     status = server.get("/python/interpreters").json()
     assert status["MainInterpreter"] is True
     assert [entry["Main"] for entry in status["Interpreters"]] == [True]
+
+
+def test_imaging_example(orthanc: StartOrthanc, imaging_venv: Path) -> None:
+    # examples/imaging: docs/imaging.md's worked example, with 2 interpreters.
+    folder = Path(__file__).resolve().parents[2] / "examples" / "imaging"
+    server = orthanc(
+        (folder / "routes.py").read_text(),
+        interpreters=2,
+        extra={
+            "PythonVirtualEnv": str(imaging_venv),
+            "PythonMainScript": str(folder / "main.py"),
+        },
+    )
+    instance = upload(server, make_dicom(patient_name="EXAMPLE^IMAGING", rows=8, columns=6))["ID"]
+    thumbnail = server.get(f"/example/thumbnail/{instance}")
+    assert thumbnail.status_code == 200, thumbnail.text
+    width, height, rows = png_gray_pixels(thumbnail.content)
+    assert (width, height) == (6, 8)
+    assert rows[0][0] == 0 and rows[-1][-1] == 255
+    served = set()
+    for _ in range(10):
+        tags = server.get(f"/example/tags/{instance}").json()
+        assert tags["PatientName"] == "EXAMPLE^IMAGING"
+        assert (tags["Rows"], tags["Columns"]) == (8, 6)
+        served.add(tags["interpreter"])
+    assert served == {0, 1}
+    entries = server.get("/python/interpreters").json()["Interpreters"]
+    assert [entry["Calls"] for entry in entries if entry["Main"]] == [1]
