@@ -192,9 +192,18 @@ def install_import_guard() -> None:
     sys.meta_path.insert(0, ImportGuard())
 
 
+# CPython's message when an isolated sub-interpreter refuses os.fork, os.exec*
+# or subprocess (multiprocessing starts its workers with them).
+_PROCESS_REFUSAL = re.compile(
+    r"\b(fork|exec|subprocess) not supported for (?:isolated )?subinterpreters"
+)
+
+
 def subinterpreter_refusal(error: BaseException) -> str | None:
-    """The module whose refusal of sub-interpreters made `error` (raised by the
-    script) happen, or None when something else did."""
+    """What, refusing sub-interpreters, made `error` (raised by the script) happen,
+    as the end of "<script> ...: the script runs in the main interpreter"
+    ("imports numpy, which cannot load in a sub-interpreter"); None when
+    something else did."""
     seen: set[int] = set()
     pending: list[BaseException] = [error]
     while pending:
@@ -202,12 +211,21 @@ def subinterpreter_refusal(error: BaseException) -> str | None:
         if id(current) in seen:
             continue
         seen.add(id(current))
+        module = None
         if isinstance(current, SubinterpreterImportError):
-            return _top_level(current.name or "") or str(current)
-        if isinstance(current, ImportError):
+            module = _top_level(current.name or "") or str(current)
+        elif isinstance(current, ImportError):
             match = _REFUSAL.search(str(current))
+            module = _top_level(match.group(1)) if match else None
+        elif isinstance(current, RuntimeError):
+            match = _PROCESS_REFUSAL.search(str(current))
             if match:
-                return _top_level(match.group(1))
+                return (
+                    f"uses {match.group(1)} (subprocess, multiprocessing), which "
+                    "sub-interpreters refuse"
+                )
+        if module:
+            return f"imports {module}, which cannot load in a sub-interpreter"
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     return None
 

@@ -163,19 +163,17 @@ void run_script(py::module_& boot, size_t index, const std::string& script, bool
     } catch (const py::error_already_set& error) {
         const std::string traceback = format_exception(error);
         if (sub_interpreter) {
-            py::object module = boot.attr("subinterpreter_refusal")(error.value());
-            if (!module.is_none()) {
+            py::object refusal = boot.attr("subinterpreter_refusal")(error.value());
+            if (!refusal.is_none()) {
                 boot.attr("flush_log_streams")();
                 log_info("Python: the script in interpreter " + std::to_string(index) + ":\n" +
                          traceback);
-                const std::string name = loggable_text(py::str(module));
                 throw needs_main_interpreter(
-                    "Python: " + script + " imports " + name +
-                    ", which cannot load in a sub-interpreter: the script runs in the main "
-                    "interpreter alone, as with \"PythonInterpreters\": 1 (to use several "
-                    "cores, move the code that needs " + name +
-                    " to the script of \"PythonMainScript\", see docs/imaging.md; or set "
-                    "\"PythonInterpreters\": 1)");
+                    "Python: " + script + " " + loggable_text(py::str(refusal)) +
+                    ": the script runs in the main interpreter alone, as with "
+                    "\"PythonInterpreters\": 1 (to use several cores, move the code that "
+                    "needs it to the script of \"PythonMainScript\", see docs/imaging.md; or "
+                    "set \"PythonInterpreters\": 1)");
             }
         }
         const std::string advice = loggable_text(

@@ -204,6 +204,42 @@ def test_script_importing_numpy_or_pillow_falls_back_to_the_main_interpreter(
     assert "PythonMainScript" in warnings[0]
 
 
+# The Orthanc Book's multiprocessing sample, with the fork start method (3.13's
+# default on Linux): a pool of worker processes made while the script loads.
+FORKING_POOL = """
+import multiprocessing
+import orthanc
+
+def Square(value):
+    return value * value
+
+POOL = multiprocessing.get_context('fork').Pool(1)
+
+def Route(output, uri, **request):
+    output.AnswerBuffer('%d %d' % (orthanc.GetInterpreterIndex(), POOL.apply(Square, (7,))),
+                       'text/plain')
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        POOL.terminate()
+
+orthanc.RegisterRestCallback('/square', Route)
+orthanc.RegisterOnChangeCallback(OnChange)
+"""
+
+
+def test_script_forking_at_import_falls_back_to_the_main_interpreter(
+    orthanc: StartOrthanc,
+) -> None:
+    # Isolated sub-interpreters refuse os.fork.
+    server = orthanc(FORKING_POOL, interpreters=2)
+    assert server.get("/square").text == "0 49"
+    warnings = [line for line in server.log().splitlines() if "sub-interpreters refuse" in line]
+    assert len(warnings) == 1, server.log()
+    assert "uses fork" in warnings[0]
+    assert "runs in the main interpreter alone" in warnings[0]
+
+
 def test_script_failing_in_the_main_interpreter_too_still_stops_orthanc(
     orthanc: StartOrthanc, imaging_venv: Path
 ) -> None:
