@@ -9,21 +9,21 @@ import orthanc
 
 def OnRest(output, uri, **request):
     print(request)
-    print('Accessing uri: %s' % uri)
-    output.AnswerBuffer('ok\n', 'text/plain')
+    print("Accessing uri: %s" % uri)
+    output.AnswerBuffer("ok\n", "text/plain")
 
 
 def Where(output, uri, **request):
     answer = {
-        'interpreter': orthanc.GetInterpreterIndex(),
-        'interpreters': orthanc.GetInterpreterCount(),
+        "interpreter": orthanc.GetInterpreterIndex(),
+        "interpreters": orthanc.GetInterpreterCount(),
     }
-    output.AnswerBuffer(json.dumps(answer) + '\n', 'application/json')
+    output.AnswerBuffer(json.dumps(answer) + "\n", "application/json")
 
 
-orthanc.RegisterRestCallback('/(to)(t)o', OnRest)
-orthanc.RegisterRestCallback('/tata', OnRest)
-orthanc.RegisterRestCallback('/python/where', Where)
+orthanc.RegisterRestCallback("/(to)(t)o", OnRest)
+orthanc.RegisterRestCallback("/tata", OnRest)
+orthanc.RegisterRestCallback("/python/where", Where)
 
 if orthanc.GetInterpreterIndex() == 0:
-    orthanc.LogWarning('Sample script loaded in %d interpreter(s)' % orthanc.GetInterpreterCount())
+    orthanc.LogWarning("Sample script loaded in %d interpreter(s)" % orthanc.GetInterpreterCount())

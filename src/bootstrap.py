@@ -6,11 +6,16 @@ side calls these functions with that interpreter's GIL held.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import io
 import logging
+import re
 import sys
 import threading
 import time
+import types
+from collections.abc import Sequence
 
 import orthanc
 
@@ -101,6 +106,130 @@ def prepare_paths(site_dirs: list[str], script_dir: str) -> None:
         sys.path.insert(0, script_dir)
 
 
+# CPython's message when an extension module refuses a sub-interpreter (the
+# check_multi_interp_extensions setting): numpy chains it, Pillow raises it.
+_REFUSAL = re.compile(r"module (\S+) does not support loading in subinterpreters")
+
+
+class SubinterpreterImportError(ModuleNotFoundError):
+    """Raised by ImportGuard for a package that cannot load in this sub-interpreter."""
+
+
+def _top_level(name: str) -> str:
+    return name.partition(".")[0]
+
+
+class ImportGuard(importlib.abc.MetaPathFinder):
+    """Makes a package look absent in a sub-interpreter once one of its extension
+    modules refused to load there, as it would be if it were not installed.
+
+    Libraries detect optional back-ends by importing them (pydicom: `import PIL`,
+    then `from PIL import features`). Pillow's package imports (its __init__ is
+    pure Python) but PIL.Image does not; the half-loaded package then passes a
+    version check and pydicom dies with NameError. So when an extension module of
+    an already loaded package refuses this interpreter, the package and its
+    submodules leave sys.modules; from then on, importing the package, or a
+    package whose own import failed that way (numpy), raises
+    SubinterpreterImportError (a ModuleNotFoundError), quickly and with the cause.
+    A package that catches the refusal itself (an optional speed-up) keeps working.
+    """
+
+    def __init__(self) -> None:
+        self.refused: dict[str, tuple[str, ImportError]] = {}
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        top = _top_level(fullname)
+        if top in self.refused and top not in sys.modules:
+            module, error = self.refused[top]
+            raise SubinterpreterImportError(
+                f"{top} cannot be loaded in a sub-interpreter: its extension module {module} "
+                "does not support loading in subinterpreters",
+                name=fullname,
+            ) from error
+        spec = None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        if spec is not None and type(spec.loader) is importlib.machinery.ExtensionFileLoader:
+            spec.loader = _GuardedExtensionLoader(spec.loader.name, spec.loader.path, self)
+        return spec
+
+    def record(self, name: str, error: ImportError) -> None:
+        top = _top_level(name)
+        self.refused.setdefault(top, (name, error))
+        package = sys.modules.get(top)
+        spec = getattr(package, "__spec__", None)
+        if package is not None and not getattr(spec, "_initializing", False):
+            # Loaded, but not usable here (Pillow): make it absent. A package still
+            # initializing either catches the refusal or fails and is dropped.
+            for loaded in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+                sys.modules.pop(loaded, None)
+
+
+class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
+    """An ExtensionFileLoader that reports a refusal of this sub-interpreter."""
+
+    def __init__(self, name: str, path: str, guard: ImportGuard) -> None:
+        super().__init__(name, path)
+        self._guard = guard
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        try:
+            return super().create_module(spec)
+        except ImportError as error:
+            if _REFUSAL.search(str(error)):
+                self._guard.record(spec.name, error)
+            raise
+
+
+def install_import_guard() -> None:
+    """In a sub-interpreter, before the script runs: see ImportGuard."""
+    sys.meta_path.insert(0, ImportGuard())
+
+
+# CPython's message when an isolated sub-interpreter refuses os.fork, os.exec*
+# or subprocess (multiprocessing starts its workers with them).
+_PROCESS_REFUSAL = re.compile(
+    r"\b(fork|exec|subprocess) not supported for (?:isolated )?subinterpreters"
+)
+
+
+def subinterpreter_refusal(error: BaseException) -> str | None:
+    """What, refusing sub-interpreters, made `error` (raised by the script) happen,
+    as the end of "<script> ...: the script runs in the main interpreter"
+    ("imports numpy, which cannot load in a sub-interpreter"); None when
+    something else did."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        module = None
+        if isinstance(current, SubinterpreterImportError):
+            module = _top_level(current.name or "") or str(current)
+        elif isinstance(current, ImportError):
+            match = _REFUSAL.search(str(current))
+            module = _top_level(match.group(1)) if match else None
+        elif isinstance(current, RuntimeError):
+            match = _PROCESS_REFUSAL.search(str(current))
+            if match:
+                return (
+                    f"uses {match.group(1)} (subprocess, multiprocessing), which "
+                    "sub-interpreters refuse"
+                )
+        if module:
+            return f"imports {module}, which cannot load in a sub-interpreter"
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
+
+
 def warm_up(script: str) -> None:
     """Imports, in the main interpreter, the standard modules the script imports.
 
@@ -159,8 +288,6 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, ImportError) and "subinterpreters" in str(current):
-            import re
-
             # "module numpy.core._multiarray_umath does not support loading in subinterpreters"
             match = re.search(r"module (\S+) does not support", str(current))
             module = match.group(1) if match else (current.name or str(current))
@@ -173,18 +300,36 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
     return "fix the script (see the traceback above); Orthanc does not start with a failing script"
 
 
-def join_threads(timeout: float) -> list[str]:
-    """Waits up to `timeout` seconds for the script's threads; returns those still alive."""
+def join_threads(timeout: float, daemon_grace: float | None) -> tuple[list[str], list[str]]:
+    """Waits up to `timeout` seconds for the script's threads; returns the names of
+    those still alive: (non-daemon, daemon).
+
+    In the main interpreter daemon threads are not waited for (`daemon_grace` is
+    None): finalization ends them, as in plain Python. A sub-interpreter cannot end
+    while one runs (Py_EndInterpreter: "not the last thread"), so there they get
+    `daemon_grace` seconds (within `timeout`) to finish what ORTHANC_STOPPED began.
+    """
     deadline = time.monotonic() + timeout
     this = threading.current_thread()
     alive = []
+    daemons = []
     for thread in threading.enumerate():
-        if thread is this or thread is threading.main_thread() or thread.daemon:
+        if thread is this or thread is threading.main_thread():
+            continue
+        if thread.daemon:
+            daemons.append(thread)
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             alive.append(thread.name)
-    return alive
+    alive_daemons = []
+    if daemon_grace is not None:
+        daemon_deadline = min(deadline, time.monotonic() + daemon_grace)
+        for thread in daemons:
+            thread.join(max(0.0, daemon_deadline - time.monotonic()))
+            if thread.is_alive():
+                alive_daemons.append(thread.name)
+    return alive, alive_daemons
 
 
 def flush_log_streams() -> None:

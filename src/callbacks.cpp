@@ -1,5 +1,8 @@
 #include "callbacks.h"
 
+#include "rest.h"
+
+#include <algorithm>
 #include <cstring>
 
 namespace opm {
@@ -36,21 +39,32 @@ bool callback_list::add(const char* function, py::object callable) {
     interpreter_pool& pool = interpreter_pool::instance();
     const size_t index = pool.current_index();
     if (callables_.size() < pool.size()) callables_.resize(pool.size());
-    const bool first = interpreters_.empty();
+    // After a fall-back to the main interpreter the C callback may already be
+    // registered with Orthanc (by a sub-interpreter): never twice.
+    const bool first = !registered_;
+    registered_ = true;
     if (callables_[index].empty()) interpreters_.push_back(index);
     callables_[index].push_back(std::move(callable));
     return first;
 }
 
-size_t callback_list::pick() { return least_loaded(interpreters_, next_); }
+size_t callback_list::pick() {
+    return interpreters_.empty() ? no_interpreter : least_loaded(interpreters_, next_);
+}
 
 void callback_list::clear(size_t index) {
     if (index < callables_.size()) callables_[index].clear();
 }
 
+void callback_list::forget(size_t index) {
+    interpreters_.erase(std::remove(interpreters_.begin(), interpreters_.end(), index),
+                        interpreters_.end());
+}
+
 void callback_list::reset() {
     callables_.clear();
     interpreters_.clear();
+    registered_ = false;
 }
 
 void clear_all_callbacks(size_t index) {
@@ -73,9 +87,15 @@ void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const cha
     if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
 }
 
+void forget_all_callbacks(size_t index) {
+    for (callback_list* list : all_lists()) list->forget(index);
+    forget_rest(index);
+}
+
 size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next) {
     interpreter_pool& pool = interpreter_pool::instance();
     const size_t count = candidates.size();
+    if (count == 0) throw std::logic_error("no interpreter registered this callback");
     if (count == 1) return candidates[0];
     const size_t start = next.fetch_add(1, std::memory_order_relaxed) % count;
     size_t best = candidates[start];

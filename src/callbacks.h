@@ -13,6 +13,7 @@
 #include <cxxabi.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -52,7 +53,9 @@ public:
     bool empty() const { return interpreters_.empty(); }
     /// The interpreters that registered, in order of their first registration.
     const std::vector<size_t>& interpreters() const { return interpreters_; }
-    /// The least loaded interpreter among those that registered; ties round-robin.
+    /// The least loaded interpreter among those that registered; ties round-robin;
+    /// no_interpreter when none did (a script that registered in a sub-interpreter
+    /// but not in the main one it fell back to): call_in then fails the call.
     size_t pick();
     const std::vector<py::object>& of(size_t index) const { return callables_[index]; }
     /// Whether interpreter `index` registered at least one callable.
@@ -60,6 +63,9 @@ public:
         return index < callables_.size() && !callables_[index].empty();
     }
     void clear(size_t index);
+    /// Forgets that interpreter `index` registered (its callables already cleared;
+    /// while the scripts load only). The C callback stays registered with Orthanc.
+    void forget(size_t index);
     /// Forgets the registrations (their callables must already be cleared).
     void reset();
 
@@ -67,6 +73,7 @@ private:
     std::vector<std::vector<py::object>> callables_;
     std::vector<size_t> interpreters_;
     std::atomic<unsigned> next_{0};
+    bool registered_ = false;  ///< the C callback is registered with Orthanc
 };
 
 /// Drops the callables of interpreter `index` in every family (its GIL held).
@@ -77,7 +84,15 @@ void clear_all_callbacks(size_t index);
 void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char* what);
 void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const char* what);
 
-/// Least calls in flight among `candidates`, ties round-robin through `next`.
+/// callback_list::forget in every family, then forget_rest (while the scripts
+/// load, after clear_all_callbacks and finalize_rest of that interpreter).
+void forget_all_callbacks(size_t index);
+
+/// What callback_list::pick returns when no interpreter registered.
+constexpr size_t no_interpreter = static_cast<size_t>(-1);
+
+/// Least calls in flight among `candidates`, ties round-robin through `next`;
+/// throws std::logic_error when `candidates` is empty.
 size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next);
 
 /// Runs `body()` in interpreter `index` (attached, counted in flight). A Python
@@ -89,6 +104,7 @@ template <typename Result, typename Body>
 Result call_in(size_t index, const char* what, Result on_error, Body&& body) {
     interpreter_pool& pool = interpreter_pool::instance();
     try {
+        if (index >= pool.size()) throw std::logic_error("no interpreter registered it");
         // Counted first, then checked: finalize() waits for what it did not refuse.
         in_flight_scope busy(pool, index);
         if (!pool.running()) return on_error;

@@ -76,6 +76,10 @@ plugin_config parse_config(const std::string& json, unsigned cpu_count) {
         if (!v->isString()) throw config_error("PythonScript must be a string");
         if (!v->asString().empty()) config.script = fs::absolute(v->asString()).string();
     }
+    if (const Json::Value* v = find_option(root, "PythonMainScript", "MainScript")) {
+        if (!v->isString()) throw config_error("PythonMainScript must be a string");
+        if (!v->asString().empty()) config.main_script = fs::absolute(v->asString()).string();
+    }
     if (const Json::Value* v = find_option(root, "PythonVerbose", "Verbose")) {
         if (!v->isBool()) throw config_error("PythonVerbose must be true or false");
         config.verbose = v->asBool();

@@ -17,6 +17,9 @@ public:
 
 struct plugin_config {
     std::string script;           ///< absolute path; empty: no script, plugin inactive
+    /// PythonMainScript / Python.MainScript: absolute path of a script for the main
+    /// interpreter, alongside the sub-interpreters (empty: none).
+    std::string main_script;
     bool verbose = false;         ///< PythonVerbose / Python.Verbose
     unsigned interpreters = 1;    ///< PythonInterpreters / Python.Interpreters ("auto": cores)
     std::string virtual_env;      ///< PythonVirtualEnv / Python.VirtualEnv; empty: our own

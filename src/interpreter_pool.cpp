@@ -97,9 +97,13 @@ interpreter_pool& interpreter_pool::instance() {
 
 void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<void()>& prepare_main,
-                                  const std::function<void(size_t)>& prepare) {
+                                  const std::function<void(size_t)>& prepare,
+                                  const std::function<bool(size_t)>& discard) {
     size_ = options.interpreters < 1 ? 1 : options.interpreters;
     if (size_ > max_interpreters) throw std::invalid_argument("too many interpreters");
+    // Counted from the start: registries size themselves on size() as the scripts load.
+    main_alongside_ = options.main_alongside && size_ >= 2;
+    if (main_alongside_) ++size_;
     g_generation.fetch_add(1);
     for (interpreter_stats& stats : stats_) {
         stats.in_flight = 0;
@@ -109,6 +113,8 @@ void interpreter_pool::initialize(const pool_options& options,
     }
     sdk_open_.store(true);
     finalizing_thread_ = std::thread::id();
+    fell_back_ = false;
+    abandoned_ = false;
     // Threads started by the script of interpreter 0 read slots_ (current_index)
     // while the next interpreters are added: it must never reallocate.
     slots_.clear();
@@ -154,7 +160,10 @@ void interpreter_pool::initialize(const pool_options& options,
             sub_config.allow_fork = 0;
             sub_config.allow_exec = 0;
             sub_config.allow_threads = 1;
-            sub_config.allow_daemon_threads = 0;
+            // Everyday libraries start daemon threads (pynetdicom's non-blocking SCP, MQTT
+            // and Kafka clients); one still running at stop leaves its interpreter
+            // un-ended, like a stuck thread (finalize()).
+            sub_config.allow_daemon_threads = 1;
             sub_config.check_multi_interp_extensions = 1;
             sub_config.gil = PyInterpreterConfig_OWN_GIL;
             for (unsigned i = 0; i < options.interpreters; ++i) {
@@ -165,8 +174,21 @@ void interpreter_pool::initialize(const pool_options& options,
                 slots_.emplace_back();
                 slots_.back().interp = PyThreadState_GetInterpreter(owner);
                 slots_.back().owner = owner;
-                prepare(i);
+                try {
+                    prepare(i);
+                } catch (const needs_main_interpreter& reason) {
+                    log_warning(reason.what());
+                    fall_back_to_main(discard);
+                    prepare(0);
+                    break;
+                }
                 PyThreadState_Swap(main_tstate_);
+            }
+            if (main_alongside_) {
+                slots_.emplace_back();
+                slots_.back().interp = PyThreadState_GetInterpreter(main_tstate_);
+                slots_.back().owner = main_tstate_;
+                prepare(slots_.size() - 1);
             }
         }
     } catch (...) {
@@ -175,6 +197,37 @@ void interpreter_pool::initialize(const pool_options& options,
     }
     PyEval_SaveThread();
     running_.store(true, std::memory_order_release);
+}
+
+void interpreter_pool::fall_back_to_main(const std::function<bool(size_t)>& discard) {
+    // Attached to the last sub-interpreter; each one in turn is attached, emptied
+    // and ended (which leaves no thread state attached), or left as it is.
+    for (size_t i = 0; i < slots_.size(); ++i) {
+        PyThreadState_Swap(slots_[i].owner);
+        if (discard(i) && !has_other_threads(slots_[i])) {
+            freeze_before_finalize();
+            Py_EndInterpreter(slots_[i].owner);
+            slots_[i].ended = true;
+        } else {
+            log_warning("Python: threads of sub-interpreter " + std::to_string(i) +
+                        " still run; it is left as it is");
+            abandoned_ = true;
+        }
+    }
+    PyThreadState_Swap(main_tstate_);
+    // A thread of a sub-interpreter left running may read slots_ (current_index):
+    // the vector keeps its storage, and the pool is now the main interpreter alone.
+    slots_.resize(1);
+    main_alongside_ = false;
+    slots_[0].interp = PyThreadState_GetInterpreter(main_tstate_);
+    slots_[0].owner = main_tstate_;
+    slots_[0].ended = false;
+    size_ = 1;
+    uses_main_ = true;
+    fell_back_ = true;
+    stats_[0].calls = 0;
+    stats_[0].errors = 0;
+    stats_[0].busy_ns = 0;
 }
 
 void interpreter_pool::for_each(const std::function<void(size_t)>& fn) {
@@ -236,14 +289,25 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
 
     if (!uses_main_) {
         for (size_t i = 0; i < slots_.size(); ++i) {
-            if (!stopped[i]) continue;
+            if (!stopped[i] || slots_[i].owner == main_tstate_) continue;
             PyEval_RestoreThread(slots_[i].owner);
+            if (has_other_threads(slots_[i])) {
+                // Py_EndInterpreter would abort ("not the last thread"): a thread the
+                // script started outside `threading` (_thread) still runs.
+                PyEval_SaveThread();
+                log_warning("Python: a thread of interpreter " + std::to_string(i) +
+                            " still runs at stop; that interpreter is left running so that "
+                            "Orthanc can exit");
+                stopped[i] = false;
+                all_stopped = false;
+                continue;
+            }
             freeze_before_finalize();
             Py_EndInterpreter(slots_[i].owner);
             slots_[i].ended = true;
         }
     }
-    if (!all_stopped) {
+    if (!all_stopped || abandoned_) {
         // Py_FinalizeEx would wait for the thread forever (and end the leftover
         // sub-interpreters itself, which waits too). Leave the runtime as it is.
         log_error("Python: some threads of the script did not stop; "
@@ -264,6 +328,16 @@ bool interpreter_pool::enter_sdk_call() {
         std::this_thread::get_id() == finalizing_thread_)
         return true;
     sdk_calls_.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+}
+
+bool interpreter_pool::has_other_threads(const slot& s) {
+    // That interpreter's GIL is held: a thread of it deletes its thread state
+    // only with that GIL, so the list cannot change under us.
+    for (PyThreadState* state = PyInterpreterState_ThreadHead(s.interp); state != nullptr;
+         state = PyThreadState_Next(state)) {
+        if (state != s.owner) return true;
+    }
     return false;
 }
 

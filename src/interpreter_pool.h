@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +20,8 @@ constexpr size_t max_interpreters = 1024;
 
 struct pool_options {
     unsigned interpreters = 1;       ///< 1: the main interpreter; N >= 2: N isolated sub-interpreters
+    /// With N >= 2: the main interpreter too, as interpreter N (PythonMainScript).
+    bool main_alongside = false;
     bool verbose = false;            ///< PyConfig.verbose
     std::string home;                ///< PyConfig.home (the base Python installation)
     std::string executable;          ///< PyConfig.executable (the virtual environment's python)
@@ -30,6 +33,14 @@ struct interpreter_stats {
     std::atomic<unsigned long> calls{0};  ///< calls dispatched here since start
     std::atomic<unsigned long> errors{0};  ///< callbacks that raised
     std::atomic<unsigned long long> busy_ns{0};  ///< time spent in calls, waiting included
+};
+
+/// Thrown by the `prepare(index)` of a sub-interpreter when the script needs the
+/// main interpreter (it imports a module that cannot load in a sub-interpreter);
+/// the message is the warning to log.
+class needs_main_interpreter : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 /// Owns the CPython runtime of the process and the interpreters that run the script.
@@ -49,8 +60,31 @@ public:
     /// runs in each new interpreter, GIL held, before the next one is created.
     /// Either may throw: the exception propagates with no GIL held, and the caller
     /// then calls finalize() to shut down what was started.
+    ///
+    /// When `prepare(index)` of a sub-interpreter throws needs_main_interpreter,
+    /// the pool logs its message, runs `discard(index)` in each sub-interpreter
+    /// created so far (GIL held; false when its threads would not stop, which leaves
+    /// it un-ended), ends them, and becomes a pool of the main interpreter alone
+    /// (index 0), as with `interpreters = 1`, running `prepare(0)` there.
+    ///
+    /// With `main_alongside`, once the N sub-interpreters are prepared the main
+    /// interpreter becomes interpreter N and `prepare(N)` runs there (not after a
+    /// fall-back, where the main interpreter is interpreter 0).
     void initialize(const pool_options& options, const std::function<void()>& prepare_main,
-                    const std::function<void(size_t)>& prepare);
+                    const std::function<void(size_t)>& prepare,
+                    const std::function<bool(size_t)>& discard);
+
+    /// Whether the main interpreter is interpreter N alongside N sub-interpreters.
+    bool main_alongside() const { return main_alongside_; }
+    /// Whether `index` is that main interpreter alongside the sub-interpreters.
+    bool is_main_alongside(size_t index) const {
+        return main_alongside_ && index + 1 == size_;
+    }
+    /// The number of interpreters that run PythonScript (the main one alongside aside).
+    size_t script_interpreters() const { return main_alongside_ ? size_ - 1 : size_; }
+
+    /// Whether the script asked for sub-interpreters and runs in the main one instead.
+    bool fell_back() const { return fell_back_; }
 
     /// Runs `fn(index)` in each live interpreter in turn, with its GIL held
     /// (on the calling thread, which must hold no GIL).
@@ -72,9 +106,14 @@ public:
 
     // seq_cst: pairs with the count in in_flight_scope (see there).
     bool running() const { return running_.load(std::memory_order_seq_cst); }
-    /// The number of interpreters asked for (all exist once initialize() returns).
+    /// The number of interpreters (all exist once initialize() returns), the main
+    /// one alongside the sub-interpreters included.
     size_t size() const { return size_; }
     bool uses_main_interpreter() const { return uses_main_; }
+    /// Whether interpreter `index` is the main interpreter.
+    bool is_main(size_t index) const {
+        return index < slots_.size() && slots_[index].owner == main_tstate_;
+    }
 
     /// Index of the interpreter the calling thread is attached to (its GIL held).
     size_t current_index() const;
@@ -106,6 +145,11 @@ private:
     };
 
     void reap_cached_thread_states();
+    /// See initialize(): the sub-interpreters go, the main interpreter stays (attached).
+    void fall_back_to_main(const std::function<bool(size_t)>& discard);
+    /// Whether a thread state other than the owner's exists in that interpreter
+    /// (its GIL held).
+    static bool has_other_threads(const slot& s);
     /// Waits (no GIL held) until `counter` is zero or `deadline`; false on time-out.
     static bool wait_for_zero(const std::atomic<int>& counter,
                               std::chrono::steady_clock::time_point deadline);
@@ -114,8 +158,12 @@ private:
     size_t size_ = 0;
     PyThreadState* main_tstate_ = nullptr;
     bool uses_main_ = true;
+    bool fell_back_ = false;
+    bool main_alongside_ = false;
+    /// A sub-interpreter was left un-ended at fall-back: never finalize the runtime.
+    bool abandoned_ = false;
     std::atomic<bool> running_{false};
-    std::array<interpreter_stats, max_interpreters> stats_;
+    std::array<interpreter_stats, max_interpreters + 1> stats_;  // + the main one alongside
     std::atomic<int> active_calls_{0};
     std::atomic<bool> sdk_open_{true};
     std::atomic<int> sdk_calls_{0};

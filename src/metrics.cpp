@@ -24,6 +24,12 @@ void on_refresh_metrics() {
     interpreter_pool& pool = interpreter_pool::instance();
     if (!pool.running()) return;
     publish("orthanc_python_interpreters", static_cast<double>(pool.size()));
+    // Which index is the main interpreter (-1: none), e.g. alongside sub-interpreters.
+    double main_index = -1;
+    for (size_t i = 0; i < pool.size(); ++i) {
+        if (pool.is_main(i)) main_index = static_cast<double>(i);
+    }
+    publish("orthanc_python_main_interpreter_index", main_index);
     for (size_t i = 0; i < pool.size(); ++i) {
         const interpreter_stats& stats = pool.stats(i);
         const std::string prefix = "orthanc_python_interpreter_" + std::to_string(i) + "_";
@@ -53,7 +59,9 @@ OrthancPluginErrorCode interpreters_route(OrthancPluginRestOutput* output, const
     json << "{\"Interpreters\": [";
     for (size_t i = 0; pool.running() && i < pool.size(); ++i) {
         const interpreter_stats& stats = pool.stats(i);
-        json << (i ? ", " : "") << "{\"Index\": " << i << ", \"Calls\": " << stats.calls.load()
+        json << (i ? ", " : "") << "{\"Index\": " << i
+             << ", \"Main\": " << (pool.is_main(i) ? "true" : "false")
+             << ", \"Calls\": " << stats.calls.load()
              << ", \"InFlight\": " << stats.in_flight.load()
              << ", \"Errors\": " << stats.errors.load()
              << ", \"BusySeconds\": " << static_cast<double>(stats.busy_ns.load()) / 1e9 << "}";

@@ -16,7 +16,7 @@ void bind_get_interpreter_index(py::module_& m, const binding_text& text) {
 }
 
 void bind_get_interpreter_count(py::module_& m, const binding_text& text) {
-    m.def(text.name, [] { return interpreter_pool::instance().size(); },
+    m.def(text.name, [] { return interpreter_pool::instance().script_interpreters(); },
           text.doc);
 }
 

@@ -89,8 +89,9 @@ private:
         // ORTHANC_STOPPED reaches every interpreter, so each can stop its own
         // threads; any other change goes to the first that registered.
         const std::vector<size_t>& registered = g_callbacks.interpreters();
-        const size_t targets =
-            item.type == OrthancPluginChangeType_OrthancStopped ? registered.size() : 1;
+        const size_t targets = item.type == OrthancPluginChangeType_OrthancStopped
+                                   ? registered.size()
+                                   : std::min<size_t>(1, registered.size());
         for (size_t k = 0; k < targets; ++k) {
             const size_t index = registered[k];
             call_in(index, "the OnChange callback", false, [&] {

@@ -38,6 +38,8 @@ namespace {
 
 constexpr const char* plugin_name = "python";
 constexpr double thread_stop_timeout_s = 10.0;
+/// How long daemon threads of a sub-interpreter may take to end at stop.
+constexpr double daemon_grace_s = 2.0;
 
 void set_description(const char* text) {
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 4)
@@ -153,24 +155,54 @@ py::module_ load_bootstrap() {
 
 py::module_ bootstrap() { return py::module_::import("_orthanc_python_multi"); }
 
-/// Runs in each interpreter (GIL held): log streams, paths, then the script.
+/// Runs `script` in the current interpreter `index` (GIL held), the bootstrap
+/// module `boot` already loaded there.
+void run_script(py::module_& boot, size_t index, const std::string& script, bool sub_interpreter) {
+    try {
+        boot.attr("load_script")(script);
+    } catch (const py::error_already_set& error) {
+        const std::string traceback = format_exception(error);
+        if (sub_interpreter) {
+            py::object refusal = boot.attr("subinterpreter_refusal")(error.value());
+            if (!refusal.is_none()) {
+                boot.attr("flush_log_streams")();
+                log_info("Python: the script in interpreter " + std::to_string(index) + ":\n" +
+                         traceback);
+                throw needs_main_interpreter(
+                    "Python: " + script + " " + loggable_text(py::str(refusal)) +
+                    ": the script runs in the main interpreter alone, as with "
+                    "\"PythonInterpreters\": 1 (to use several cores, move the code that "
+                    "needs it to the script of \"PythonMainScript\", see docs/imaging.md; or "
+                    "set \"PythonInterpreters\": 1)");
+            }
+        }
+        const std::string advice = loggable_text(
+            boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
+        boot.attr("flush_log_streams")();
+        throw script_error("Python: the script " + script +
+                           " raised an exception while loading in interpreter " +
+                           std::to_string(index) + ":\n" + traceback +
+                           "\nPython: Orthanc does not start: " + advice);
+    }
+}
+
+/// Runs in each interpreter (GIL held): log streams, paths, then the scripts:
+/// PythonScript in the sub-interpreters, PythonMainScript in the main interpreter
+/// alongside them, both (PythonMainScript first) when the main interpreter is the
+/// only one.
 void prepare_interpreter(size_t index, const environment& env) {
+    interpreter_pool& pool = interpreter_pool::instance();
+    const bool sub_interpreter = !pool.is_main(index);
+    std::vector<std::string> scripts;
+    if (!sub_interpreter && !g_config.main_script.empty()) scripts.push_back(g_config.main_script);
+    if (!pool.is_main_alongside(index)) scripts.push_back(g_config.script);
     try {
         py::module_ boot = load_bootstrap();
         boot.attr("install_log_streams")();
-        boot.attr("prepare_paths")(env.site_dirs, fs::path(g_config.script).parent_path().string());
-        try {
-            boot.attr("load_script")(g_config.script);
-        } catch (const py::error_already_set& error) {
-            const std::string traceback = format_exception(error);
-            const std::string advice = loggable_text(
-                boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
-            boot.attr("flush_log_streams")();
-            throw script_error("Python: the script " + g_config.script +
-                               " raised an exception while loading in interpreter " +
-                               std::to_string(index) + ":\n" + traceback +
-                               "\nPython: Orthanc does not start: " + advice);
-        }
+        for (auto script = scripts.rbegin(); script != scripts.rend(); ++script)
+            boot.attr("prepare_paths")(env.site_dirs, fs::path(*script).parent_path().string());
+        if (sub_interpreter) boot.attr("install_import_guard")();
+        for (const std::string& script : scripts) run_script(boot, index, script, sub_interpreter);
         boot.attr("flush_log_streams")();
     } catch (const py::error_already_set& error) {
         throw script_error("Python: cannot prepare interpreter " + std::to_string(index) + ":\n" +
@@ -188,6 +220,13 @@ void warm_up_main() {
     }
 }
 
+/// Names of threads, as one log line.
+std::string thread_names(const py::list& names) {
+    std::string text;
+    for (py::handle name : names) text += " " + loggable_text(py::str(name));
+    return text;
+}
+
 /// Drops everything this interpreter registered and waits (bounded) for the
 /// script's threads. Returns false when some thread would not stop. GIL held.
 bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadline) {
@@ -196,19 +235,48 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
     try {
         const double left =
             std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-        py::list alive = bootstrap().attr("join_threads")(left > 0 ? left : 0.0);
+        // A sub-interpreter cannot end under a running daemon thread: those get a
+        // short grace to finish stopping (their script stopped them on ORTHANC_STOPPED).
+        py::object daemon_grace = interpreter_pool::instance().is_main(index)
+                                      ? py::object(py::none())
+                                      : py::object(py::float_(daemon_grace_s));
+        py::tuple alive =
+            bootstrap().attr("join_threads")(left > 0 ? left : 0.0, daemon_grace);
         bootstrap().attr("flush_log_streams")();
-        if (alive.empty()) return true;
-        std::string names;
-        for (py::handle name : alive) names += " " + loggable_text(py::str(name));
-        log_error("Python: threads of interpreter " + std::to_string(index) +
-                  " still run after " + std::to_string(static_cast<int>(thread_stop_timeout_s)) +
-                  " s:" + names + " (stop them on ORTHANC_STOPPED)");
-        return false;
+        const py::list threads = alive[0];
+        const py::list daemons = alive[1];
+        if (!threads.empty())
+            log_error("Python: threads of interpreter " + std::to_string(index) +
+                      " still run after " +
+                      std::to_string(static_cast<int>(thread_stop_timeout_s)) +
+                      " s:" + thread_names(threads) + " (stop them on ORTHANC_STOPPED)");
+        if (!daemons.empty())
+            log_warning("Python: daemon threads of interpreter " + std::to_string(index) +
+                        " still run at stop:" + thread_names(daemons) +
+                        "; that interpreter is left running so that Orthanc can exit (stop "
+                        "them on ORTHANC_STOPPED to end it cleanly)");
+        return threads.empty() && daemons.empty();
     } catch (const py::error_already_set& error) {
         log_error("Python: while stopping interpreter " + std::to_string(index) + ":\n" +
                   format_exception(error));
         return true;
+    }
+}
+
+/// A sub-interpreter given up for the main one while the scripts load (GIL held):
+/// drops and forgets its registrations, waits a little for its threads.
+bool discard_interpreter(size_t index) {
+    finalize_rest(index);
+    clear_all_callbacks(index);
+    forget_all_callbacks(index);
+    try {
+        py::tuple alive = bootstrap().attr("join_threads")(daemon_grace_s, daemon_grace_s);
+        bootstrap().attr("flush_log_streams")();
+        return py::len(alive[0]) == 0 && py::len(alive[1]) == 0;
+    } catch (const py::error_already_set& error) {
+        log_error("Python: while leaving interpreter " + std::to_string(index) + ":\n" +
+                  format_exception(error));
+        return false;
     }
 }
 
@@ -244,6 +312,12 @@ int32_t initialize(OrthancPluginContext* context) {
     set_description("Python scripts in parallel sub-interpreters (orthanc-python-multi)");
 
     g_config = read_config(context);
+    if (g_config.script.empty() && !g_config.main_script.empty()) {
+        // Nothing for sub-interpreters: the main interpreter alone runs it.
+        g_config.script = g_config.main_script;
+        g_config.main_script.clear();
+        g_config.interpreters = 1;
+    }
     if (g_config.script.empty()) {
         log_warning("Python: no PythonScript in the configuration, the plugin stays inactive");
         return 0;
@@ -270,6 +344,7 @@ int32_t initialize(OrthancPluginContext* context) {
     const environment env = find_environment();
     pool_options options;
     options.interpreters = g_config.interpreters;
+    options.main_alongside = !g_config.main_script.empty();
     options.verbose = g_config.verbose;
     // The base Python the plugin was built with, unless it lives elsewhere here.
     options.home = g_config.home.empty() ? ORTHANC_PYTHON_MULTI_HOME : g_config.home;
@@ -277,8 +352,9 @@ int32_t initialize(OrthancPluginContext* context) {
 
     interpreter_pool& pool = interpreter_pool::instance();
     try {
-        pool.initialize(options, &warm_up_main,
-                        [&env](size_t index) { prepare_interpreter(index, env); });
+        pool.initialize(
+            options, &warm_up_main, [&env](size_t index) { prepare_interpreter(index, env); },
+            &discard_interpreter);
     } catch (const std::exception& error) {
         log_error(error.what());
         close_registration();
@@ -289,9 +365,15 @@ int32_t initialize(OrthancPluginContext* context) {
     register_metrics();
     start_on_change();
     g_active = true;
-    log_warning("Python: " + g_config.script + " runs in " + std::to_string(pool.size()) +
+    log_warning("Python: " + g_config.script + " runs in " +
+                std::to_string(pool.script_interpreters()) +
                 (pool.uses_main_interpreter() ? " interpreter (the main one)"
                                               : " sub-interpreters, each with its own GIL"));
+    if (!g_config.main_script.empty())
+        log_warning("Python: " + g_config.main_script + " runs in the main interpreter" +
+                    (pool.main_alongside()
+                         ? " (interpreter " + std::to_string(pool.size() - 1) + ")"
+                         : std::string()));
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "py_bytes.h"
 #include "sdk.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <memory>
@@ -55,6 +56,12 @@ struct route {
 
 std::array<std::unique_ptr<route>, max_routes> g_routes;
 size_t g_route_count = 0;
+
+/// The interpreter for a call of route `id`; no_interpreter when none registered
+/// it (after a fall-back to the main interpreter): call_in then fails the call.
+size_t pick(route& r) {
+    return r.interpreters.empty() ? no_interpreter : least_loaded(r.interpreters, r.next);
+}
 
 const char* method_name(OrthancPluginHttpMethod method) {
     switch (method) {
@@ -107,7 +114,7 @@ OrthancPluginErrorCode check_answered(borrowed<OrthancPluginRestOutput>& output,
 OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, const char* url,
                                    const OrthancPluginHttpRequest* request) {
     route& r = *g_routes[id];
-    const size_t index = least_loaded(r.interpreters, r.next);
+    const size_t index = pick(r);
     const std::string what = std::string("the REST callback for ") + url;
     return call_in(index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
         const route_handlers& handlers = r.handlers[index];
@@ -135,7 +142,7 @@ struct chunked_reader {
 OrthancPluginErrorCode create_reader(size_t id, OrthancPluginServerChunkedRequestReader** reader,
                                      const char* url, const OrthancPluginHttpRequest* request) {
     route& r = *g_routes[id];
-    const size_t index = least_loaded(r.interpreters, r.next);
+    const size_t index = pick(r);
     const std::string what = std::string("the chunked REST callback for ") + url;
     return call_in(index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
         const route_handlers& handlers = r.handlers[index];
@@ -231,7 +238,7 @@ void add_route(const char* function, const std::string& regex, bool chunked,
                                 (std::string(function) + ": " + regex +
                                  " is already registered by the other REST registration function")
                                     .c_str());
-    if (target != nullptr && chunked &&
+    if (target != nullptr && chunked && !target->interpreters.empty() &&
         handlers.methods() != target->handlers[target->interpreters.front()].methods())
         raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
                                 (std::string(function) + ": " + regex +
@@ -311,6 +318,14 @@ void bind_register_chunked_rest_callback(py::module_& module, const binding_text
 void finalize_rest(size_t index) {
     for (size_t i = 0; i < g_route_count; ++i) {
         if (index < g_routes[i]->handlers.size()) g_routes[i]->handlers[index] = route_handlers();
+    }
+}
+
+void forget_rest(size_t index) {
+    for (size_t i = 0; i < g_route_count; ++i) {
+        std::vector<size_t>& registered = g_routes[i]->interpreters;
+        registered.erase(std::remove(registered.begin(), registered.end(), index),
+                         registered.end());
     }
 }
 

@@ -10,6 +10,10 @@ namespace py = pybind11;
 /// Drops the route callables of interpreter `index`; its GIL held.
 void finalize_rest(size_t index);
 
+/// Forgets that interpreter `index` registered routes (after finalize_rest; while
+/// the scripts load only): the routes stay registered with Orthanc.
+void forget_rest(size_t index);
+
 /// Forgets the routes of a previous run (after finalize_rest for every interpreter).
 void reset_rest();
 
