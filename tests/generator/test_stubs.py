@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.installed import installed_stub
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def installed_stub() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("orthanc_python_multi")
-    assert spec is not None and spec.origin is not None
-    stub = Path(spec.origin).parents[1] / "orthanc-stubs" / "__init__.pyi"
-    assert stub.is_file(), "pip install . installs the orthanc-stubs package"
-    return stub
 
 
 def mypy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

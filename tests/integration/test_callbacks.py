@@ -4,7 +4,6 @@ src/dicom_scp.cpp), exercised by real clients: HTTP uploads, DCMTK and pynetdico
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,80 +11,10 @@ import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
+from .helpers import SCP_CONFIG, dcmtk, move_study, storescu, upload, wait_for_log
 from .orthanc_server import OrthancServer
 
 INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
-
-
-def wait_for_log(server: OrthancServer, pattern: str, timeout: float = 30) -> list[str]:
-    """The lines of the log matching `pattern`, waiting until there is at least one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = [line for line in server.log().splitlines() if re.search(pattern, line)]
-        if lines or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.1)
-
-
-def dcmtk(tool: str, server: OrthancServer, *args: str) -> subprocess.CompletedProcess[str]:
-    """Runs a DCMTK client (findscu, movescu...) verbosely against the server's DICOM port."""
-    return subprocess.run(
-        [tool, "-v", *args, "127.0.0.1", str(server.dicom_port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def move_study(server: OrthancServer, study_uid: str) -> subprocess.CompletedProcess[str]:
-    """movescu: a study-level C-MOVE from MOVESCU to the (unknown) modality TARGET."""
-    return dcmtk(
-        "movescu",
-        server,
-        "-S",
-        "-aet",
-        "MOVESCU",
-        "-aec",
-        "ORTHANC",
-        "-aem",
-        "TARGET",
-        "-k",
-        "QueryRetrieveLevel=STUDY",
-        "-k",
-        f"StudyInstanceUID={study_uid}",
-    )
-
-
-def upload(server: OrthancServer, dicom: bytes) -> dict[str, str]:
-    response = server.post("/instances", data=dicom)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def storescu(
-    server: OrthancServer, folder: Path, *files: bytes
-) -> subprocess.CompletedProcess[str]:
-    paths = []
-    for i, data in enumerate(files):
-        path = folder / f"file{i}.dcm"
-        path.write_bytes(data)
-        paths.append(str(path))
-    return subprocess.run(
-        [
-            "storescu",
-            "-v",
-            "-aet",
-            "STORESCU",
-            "-aec",
-            "ORTHANC",
-            "127.0.0.1",
-            str(server.dicom_port),
-            *paths,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 ON_CHANGE = """
@@ -317,11 +246,6 @@ orthanc.RegisterWorklistCallback(OnWorklist)
 orthanc.RegisterMoveCallback(OnMove)
 """
 # Orthanc refuses C-FIND and C-MOVE from modalities it does not know, unless told.
-SCP_CONFIG = {
-    "DicomAlwaysAllowFind": True,
-    "DicomAlwaysAllowFindWorklist": True,
-    "DicomAlwaysAllowMove": True,
-}
 
 
 @INTERPRETERS

@@ -13,10 +13,9 @@ import re
 import pytest
 
 from .conftest import StartOrthanc
-from .test_callbacks import SCP_CONFIG, dcmtk, move_study, wait_for_log
-from .test_kv_store import _installed_sdk
+from .helpers import SCP_CONFIG, dcmtk, installed_sdk, move_study, wait_for_log
 
-HAS_CONNECTION = _installed_sdk() >= (1, 12, 10)
+HAS_CONNECTION = installed_sdk() >= (1, 12, 10)
 
 SCP2 = """
 import json

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .test_callbacks import upload, wait_for_log
+from .helpers import upload, wait_for_log
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from generator.manifest import load_manifest, parse_version
-from tests.generator.test_stubs import installed_stub
+from tests.installed import installed_stub
 
 from .conftest import StartOrthanc
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +19,8 @@ from orthanc_python_multi.process import wrk_requests
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
+from .helpers import NESTED, SCP_CONFIG, dcmtk, raw_request, upload, wait_for_log
 from .orthanc_server import OrthancServer, make_server, running
-from .test_callbacks import SCP_CONFIG, dcmtk, upload, wait_for_log
-from .test_rest import NESTED
 
 
 def test_nested_calls_at_saturation_do_not_deadlock(orthanc: StartOrthanc) -> None:
@@ -62,20 +60,6 @@ orthanc.RegisterRestCallback('/echo(.*)', Echo)
 def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
     with running(make_server(tmp_path_factory.mktemp("echo"), ECHO, interpreters=2)) as server:
         yield server
-
-
-def raw_request(server: OrthancServer, request: bytes) -> bytes:
-    """Sends bytes as they are (no client-side encoding) and returns the raw answer."""
-    port = int(server.config["HttpPort"])
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(request)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def answer_json(raw: bytes) -> dict[str, object]:

@@ -19,8 +19,7 @@ import requests
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .test_callbacks import wait_for_log
-from .test_kv_store import _installed_sdk
+from .helpers import installed_sdk, wait_for_log
 
 CHUNKED = """
 import hashlib
@@ -171,7 +170,7 @@ except orthanc.OrthancException as error:
 
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_http_authentication(orthanc: StartOrthanc, interpreters: int) -> None:
-    if _installed_sdk() < (1, 12, 9):
+    if installed_sdk() < (1, 12, 9):
         server = orthanc(
             "import orthanc\n"
             "try:\n"
@@ -266,7 +265,7 @@ orthanc.RegisterRestCallback('/adopt', Adopt)
 
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_adopt_dicom_instance(orthanc: StartOrthanc, interpreters: int, tmp_path: Path) -> None:
-    if _installed_sdk() < (1, 12, 8):
+    if installed_sdk() < (1, 12, 8):
         server = orthanc(
             "import orthanc\n"
             "try:\n"

@@ -8,22 +8,13 @@ must behave as in the existing plugin 7.1, with 1 and 2 interpreters.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from .conftest import StartOrthanc
+from .helpers import installed_sdk
 
-
-def _installed_sdk() -> tuple[int, ...]:
-    header = Path("/usr/include/orthanc/OrthancCPlugin.h").read_text(errors="replace")
-    return tuple(
-        int(re.search(rf"#define\s+ORTHANC_PLUGINS_MINIMAL_{part}_NUMBER\s+(\d+)", header).group(1))  # type: ignore[union-attr]
-        for part in ("MAJOR", "MINOR", "REVISION")
-    )
-
-
-HAS_STORES = _installed_sdk() >= (1, 12, 8)
+HAS_STORES = installed_sdk() >= (1, 12, 8)
 
 SHARED_STATE = """
 import orthanc

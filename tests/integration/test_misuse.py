@@ -16,8 +16,7 @@ import orthanc_python_multi
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .test_callbacks import SCP_CONFIG, dcmtk, wait_for_log
-from .test_hardening import raw_request
+from .helpers import SCP_CONFIG, dcmtk, raw_request, wait_for_log
 
 INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
 

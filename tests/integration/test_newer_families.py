@@ -13,8 +13,7 @@ import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .test_callbacks import wait_for_log
-from .test_kv_store import _installed_sdk
+from .helpers import installed_sdk, wait_for_log
 
 STORAGE3 = """
 import os
@@ -49,7 +48,7 @@ orthanc.RegisterStorageArea3(Create, ReadRange, Remove)
 
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_storage_area3_keeps_custom_data(orthanc: StartOrthanc, interpreters: int) -> None:
-    if _installed_sdk() < (1, 12, 8):
+    if installed_sdk() < (1, 12, 8):
         server = orthanc(
             "import orthanc\n"
             "try:\n"
@@ -101,7 +100,7 @@ orthanc.RegisterRestCallback('/emit', Emit)
 
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_audit_logs_reach_the_python_handler(orthanc: StartOrthanc, interpreters: int) -> None:
-    if _installed_sdk() < (1, 12, 9):
+    if installed_sdk() < (1, 12, 9):
         server = orthanc(
             "import orthanc\n"
             "try:\n"
@@ -138,7 +137,7 @@ orthanc.RegisterRestCallback('/stream', Stream)
 
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_streamed_answers(orthanc: StartOrthanc, interpreters: int) -> None:
-    if _installed_sdk() < (1, 12, 6):
+    if installed_sdk() < (1, 12, 6):
         server = orthanc(
             "import orthanc\n"
             "def Stream(output, uri, **request):\n"

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from .conftest import StartOrthanc
+from .helpers import NESTED
 
 # The existing plugin's first sample, unchanged.
 SAMPLE = """
@@ -239,39 +240,6 @@ def test_orthanc_exception_args_are_code_and_description(
         assert args == [17, "Unknown resource"]
         assert module == "orthanc"
         assert is_exception
-
-
-NESTED = """
-import json
-import time
-import orthanc
-
-def Leaf(output, uri, **request):
-    time.sleep(0.05)
-    output.AnswerBuffer(json.dumps({'leaf': orthanc.GetInterpreterIndex()}), 'application/json')
-
-def Middle(output, uri, **request):
-    inner = json.loads(orthanc.RestApiGetAfterPlugins('/leaf'))
-    inner['middle'] = orthanc.GetInterpreterIndex()
-    output.AnswerBuffer(json.dumps(inner), 'application/json')
-
-def Outer(output, uri, **request):
-    inner = json.loads(orthanc.RestApiGetAfterPlugins('/middle'))
-    inner['outer'] = orthanc.GetInterpreterIndex()
-    output.AnswerBuffer(json.dumps(inner), 'application/json')
-
-def Post(output, uri, **request):
-    output.AnswerBuffer(orthanc.RestApiPostAfterPlugins('/echo', request['body']), 'text/plain')
-
-def Echo(output, uri, **request):
-    output.AnswerBuffer(request['body'], 'application/octet-stream')
-
-orthanc.RegisterRestCallback('/leaf', Leaf)
-orthanc.RegisterRestCallback('/middle', Middle)
-orthanc.RegisterRestCallback('/outer', Outer)
-orthanc.RegisterRestCallback('/post', Post)
-orthanc.RegisterRestCallback('/echo', Echo)
-"""
 
 
 @pytest.mark.parametrize("interpreters", [1, 2])

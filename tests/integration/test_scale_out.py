@@ -19,7 +19,7 @@ from orthanc_python_multi.process import free_ports
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .test_callbacks import upload
+from .helpers import upload
 
 # Debian's newest installed PostgreSQL (15 on Debian 12, 18 on forky).
 POSTGRES_BIN = max(

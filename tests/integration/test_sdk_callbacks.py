@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .test_callbacks import upload, wait_for_log
+from .helpers import upload, wait_for_log
 
 DICOMWEB = """
 import json

@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .test_callbacks import upload, wait_for_log
+from .helpers import upload, wait_for_log
 
 # A thread that never stops and calls Orthanc all the time, so that it is inside
 # an orthanc.* call (GIL released) when the plugin stops.

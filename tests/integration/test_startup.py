@@ -13,7 +13,7 @@ import pytest
 from orthanc_python_multi import plugin_path
 
 from .conftest import StartOrthanc
-from .test_callbacks import wait_for_log
+from .helpers import wait_for_log
 
 BAD_SCRIPTS = {
     "syntax-error": ("def broken(:\n    pass\n", "SyntaxError"),

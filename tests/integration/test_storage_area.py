@@ -14,8 +14,8 @@ from pynetdicom.sop_class import SecondaryCaptureImageStorage  # type: ignore[at
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
+from .helpers import SCP_CONFIG, move_study, upload, wait_for_log
 from .orthanc_server import OrthancServer
-from .test_callbacks import SCP_CONFIG, move_study, upload, wait_for_log
 
 STORAGE = """
 import os

@@ -17,8 +17,8 @@ from orthanc_python_multi.process import free_ports
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
+from .helpers import upload, wait_for_log
 from .orthanc_server import OrthancServer
-from .test_callbacks import upload, wait_for_log
 
 IMAGING_PACKAGES = ["numpy", "Pillow", "pydicom"]
 
