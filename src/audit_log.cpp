@@ -21,8 +21,8 @@ OrthancPluginErrorCode on_audit_log(const char* source_plugin, const char* user_
         py::bytes data(static_cast<const char*>(log_data), log_data_size);
         for (const py::object& handler : g_audit_log.of(index))
             handler(decode_text(source_plugin), decode_text(user_id),
-                    static_cast<int>(resource_type), decode_text(resource_id),
-                    decode_text(action), data);
+                    static_cast<int>(resource_type), decode_text(resource_id), decode_text(action),
+                    data);
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -30,8 +30,9 @@ OrthancPluginErrorCode on_audit_log(const char* source_plugin, const char* user_
 }  // namespace
 
 void bind_register_audit_log_handler(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_audit_log, "handler",
-                     [] { check_sdk(OrthancPluginRegisterAuditLogHandler(context(), on_audit_log)); });
+    def_registration(m, text, g_audit_log, "handler", [] {
+        check_sdk(OrthancPluginRegisterAuditLogHandler(context(), on_audit_log));
+    });
 }
 
 #endif

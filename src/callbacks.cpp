@@ -25,14 +25,18 @@ void check_registration_open(const char* function) {
             (std::string(function) + " can only be called while the script loads").c_str());
 }
 
-void close_registration() { g_registration_open.store(false); }
+void close_registration() {
+    g_registration_open.store(false);
+}
 
 void reset_registrations() {
     for (callback_list* list : all_lists()) list->reset();
     g_registration_open.store(true);
 }
 
-callback_list::callback_list() { all_lists().push_back(this); }
+callback_list::callback_list() {
+    all_lists().push_back(this);
+}
 
 bool callback_list::add(const char* function, py::object callable) {
     check_registration_open(function);

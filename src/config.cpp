@@ -4,9 +4,9 @@
 
 #include <json/json.h>
 
+#include <sched.h>
 #include <filesystem>
 #include <sstream>
-#include <sched.h>
 
 namespace opm {
 
@@ -102,8 +102,9 @@ plugin_config read_config(OrthancPluginContext* context) {
     sdk_string json(OrthancPluginGetConfiguration(context));
     if (json.empty()) throw config_error("Orthanc returned no configuration");
     cpu_set_t cpus;
-    const unsigned usable =
-        sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? static_cast<unsigned>(CPU_COUNT(&cpus)) : 1;
+    const unsigned usable = sched_getaffinity(0, sizeof(cpus), &cpus) == 0
+                                ? static_cast<unsigned>(CPU_COUNT(&cpus))
+                                : 1;
     return parse_config(json.str(), usable);
 }
 

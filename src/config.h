@@ -16,14 +16,14 @@ public:
 };
 
 struct plugin_config {
-    std::string script;           ///< absolute path; empty: no script, plugin inactive
+    std::string script;  ///< absolute path; empty: no script, plugin inactive
     /// PythonMainScript / Python.MainScript: absolute path of a script for the main
     /// interpreter, alongside the sub-interpreters (empty: none).
     std::string main_script;
-    bool verbose = false;         ///< PythonVerbose / Python.Verbose
-    unsigned interpreters = 1;    ///< PythonInterpreters / Python.Interpreters ("auto": cores)
-    std::string virtual_env;      ///< PythonVirtualEnv / Python.VirtualEnv; empty: our own
-    std::string home;             ///< PythonHome / Python.Home; empty: the build's base Python
+    bool verbose = false;       ///< PythonVerbose / Python.Verbose
+    unsigned interpreters = 1;  ///< PythonInterpreters / Python.Interpreters ("auto": cores)
+    std::string virtual_env;    ///< PythonVirtualEnv / Python.VirtualEnv; empty: our own
+    std::string home;           ///< PythonHome / Python.Home; empty: the build's base Python
     std::vector<std::string> other_python_plugins;  ///< libOrthancPython* files Orthanc loads too
 };
 

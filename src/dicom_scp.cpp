@@ -32,8 +32,8 @@ OrthancPluginErrorCode on_find(OrthancPluginFindAnswers* answers,
 }
 
 OrthancPluginErrorCode on_worklist(OrthancPluginWorklistAnswers* answers,
-                                   const OrthancPluginWorklistQuery* query,
-                                   const char* issuer_aet, const char* called_aet) {
+                                   const OrthancPluginWorklistQuery* query, const char* issuer_aet,
+                                   const char* called_aet) {
     const size_t index = g_worklist.pick();
     return call_in(index, "the worklist callback", OrthancPluginErrorCode_Plugin, [&] {
         borrowed<OrthancPluginWorklistAnswers> py_answers(answers);
@@ -57,9 +57,8 @@ const char* level_name(OrthancPluginResourceType level) {
 
 /// The keyword arguments that both C-MOVE forms pass to Python (GIL held).
 py::dict move_request(OrthancPluginResourceType level, const char* patient_id,
-                      const char* accession_number, const char* study_uid,
-                      const char* series_uid, const char* sop_uid, const char* target_aet,
-                      uint16_t originator_id) {
+                      const char* accession_number, const char* study_uid, const char* series_uid,
+                      const char* sop_uid, const char* target_aet, uint16_t originator_id) {
     py::dict kwargs;
     kwargs["Level"] = level_name(level);
     kwargs["PatientID"] = decode_text(patient_id);
@@ -80,14 +79,14 @@ struct move_driver {
     py::object driver;     ///< what create returned (None for RegisterMoveCallback)
 };
 
-void* on_move(OrthancPluginResourceType level, const char* patient_id,
-              const char* accession_number, const char* study_uid, const char* series_uid,
-              const char* sop_uid, const char* originator_aet, const char* source_aet,
-              const char* target_aet, uint16_t originator_id) {
+void* on_move(OrthancPluginResourceType level, const char* patient_id, const char* accession_number,
+              const char* study_uid, const char* series_uid, const char* sop_uid,
+              const char* originator_aet, const char* source_aet, const char* target_aet,
+              uint16_t originator_id) {
     const size_t index = g_move.pick();
     return call_in(index, "the C-MOVE callback", static_cast<void*>(nullptr), [&]() -> void* {
-        py::dict kwargs = move_request(level, patient_id, accession_number, study_uid,
-                                       series_uid, sop_uid, target_aet, originator_id);
+        py::dict kwargs = move_request(level, patient_id, accession_number, study_uid, series_uid,
+                                       sop_uid, target_aet, originator_id);
         kwargs["OriginatorAET"] = decode_text(originator_aet);
         kwargs["SourceAET"] = decode_text(source_aet);
         py::object callbacks = g_move.of(index).back();
@@ -144,16 +143,15 @@ py::list string_list(const char* const* values, uint32_t count) {
 OrthancPluginErrorCode on_commitment_factory(void** handler, const char* job_id,
                                              const char* transaction_uid,
                                              const char* const* sop_class_uids,
-                                             const char* const* sop_instance_uids,
-                                             uint32_t count, const char* remote_aet,
-                                             const char* called_aet) {
+                                             const char* const* sop_instance_uids, uint32_t count,
+                                             const char* remote_aet, const char* called_aet) {
     const size_t index = g_commitment.pick();
     return call_in(index, "the storage commitment factory", OrthancPluginErrorCode_Plugin, [&] {
         py::object callbacks = g_commitment.of(index).back();
-        py::object data = callbacks[py::int_(0)](
-            decode_text(job_id), decode_text(transaction_uid),
-            string_list(sop_class_uids, count), string_list(sop_instance_uids, count),
-            decode_text(remote_aet), decode_text(called_aet));
+        py::object data = callbacks[py::int_(0)](decode_text(job_id), decode_text(transaction_uid),
+                                                 string_list(sop_class_uids, count),
+                                                 string_list(sop_instance_uids, count),
+                                                 decode_text(remote_aet), decode_text(called_aet));
         *handler = new commitment_handler{index, callbacks[py::int_(1)], data};
         return OrthancPluginErrorCode_Success;
     });
@@ -170,9 +168,9 @@ OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailur
     auto* handler = static_cast<commitment_handler*>(raw);
     return call_in(handler->index, "the storage commitment lookup", OrthancPluginErrorCode_Plugin,
                    [&] {
-                       const int reason = handler->lookup(decode_text(sop_class_uid),
-                                                          decode_text(sop_instance_uid),
-                                                          handler->data)
+                       const int reason = handler
+                                              ->lookup(decode_text(sop_class_uid),
+                                                       decode_text(sop_instance_uid), handler->data)
                                               .cast<int>();
                        *target = static_cast<OrthancPluginStorageCommitmentFailureReason>(reason);
                        return OrthancPluginErrorCode_Success;
@@ -181,8 +179,8 @@ OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailur
 
 void add_move(const char* function, py::object callbacks) {
     if (g_move.add(function, std::move(callbacks)))
-        check_sdk(OrthancPluginRegisterMoveCallback(context(), on_move, on_move_size,
-                                                    on_move_apply, on_move_free));
+        check_sdk(OrthancPluginRegisterMoveCallback(context(), on_move, on_move_size, on_move_apply,
+                                                    on_move_free));
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
@@ -192,7 +190,7 @@ void add_move(const char* function, py::object callbacks) {
 
 callback_list g_find2;
 callback_list g_worklist2;
-callback_list g_move3;  ///< (create, getMoveSize, applyMove, freeMove) per interpreter
+callback_list g_move3;        ///< (create, getMoveSize, applyMove, freeMove) per interpreter
 callback_list g_commitment2;  ///< (factory, lookup) per interpreter
 
 OrthancPluginErrorCode on_find2(OrthancPluginFindAnswers* answers,
@@ -229,8 +227,8 @@ void* on_move3(OrthancPluginResourceType level, const char* patient_id,
                const char* target_aet, uint16_t originator_id) {
     const size_t index = g_move3.pick();
     return call_in(index, "the C-MOVE callback", static_cast<void*>(nullptr), [&]() -> void* {
-        py::dict kwargs = move_request(level, patient_id, accession_number, study_uid,
-                                       series_uid, sop_uid, target_aet, originator_id);
+        py::dict kwargs = move_request(level, patient_id, accession_number, study_uid, series_uid,
+                                       sop_uid, target_aet, originator_id);
         borrowed<OrthancPluginDicomConnection> py_connection(connection);
         py::object callbacks = g_move3.of(index).back();
         py::object driver = callbacks[py::int_(0)](py_connection.object(), **kwargs);
@@ -241,17 +239,15 @@ void* on_move3(OrthancPluginResourceType level, const char* patient_id,
 OrthancPluginErrorCode on_commitment_factory2(void** handler, const char* job_id,
                                               const char* transaction_uid,
                                               const char* const* sop_class_uids,
-                                              const char* const* sop_instance_uids,
-                                              uint32_t count,
+                                              const char* const* sop_instance_uids, uint32_t count,
                                               const OrthancPluginDicomConnection* connection) {
     const size_t index = g_commitment2.pick();
     return call_in(index, "the storage commitment factory", OrthancPluginErrorCode_Plugin, [&] {
         borrowed<OrthancPluginDicomConnection> py_connection(connection);
         py::object callbacks = g_commitment2.of(index).back();
         py::object data = callbacks[py::int_(0)](
-            decode_text(job_id), decode_text(transaction_uid),
-            string_list(sop_class_uids, count), string_list(sop_instance_uids, count),
-            py_connection.object());
+            decode_text(job_id), decode_text(transaction_uid), string_list(sop_class_uids, count),
+            string_list(sop_instance_uids, count), py_connection.object());
         *handler = new commitment_handler{index, callbacks[py::int_(1)], data};
         return OrthancPluginErrorCode_Success;
     });
@@ -267,8 +263,9 @@ void bind_register_find_callback(py::module_& m, const binding_text& text) {
 }
 
 void bind_register_worklist_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_worklist, "callback",
-                     [] { check_sdk(OrthancPluginRegisterWorklistCallback(context(), on_worklist)); });
+    def_registration(m, text, g_worklist, "callback", [] {
+        check_sdk(OrthancPluginRegisterWorklistCallback(context(), on_worklist));
+    });
 }
 
 void bind_register_move_callback(py::module_& m, const binding_text& text) {
@@ -277,17 +274,15 @@ void bind_register_move_callback(py::module_& m, const binding_text& text) {
         [name = text.name](py::function callback) {
             add_move(name, py::make_tuple(callback, py::none(), py::none(), py::none()));
         },
-        py::arg("callback"),
-        text.doc);
+        py::arg("callback"), text.doc);
 }
 
 void bind_register_move_callback2(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
         [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
-           py::function free_move) {
-            add_move(name,
-                     py::make_tuple(create, get_move_size, apply_move, free_move));
+                           py::function free_move) {
+            add_move(name, py::make_tuple(create, get_move_size, apply_move, free_move));
         },
         py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
         text.doc);
@@ -302,10 +297,8 @@ void bind_register_storage_commitment_scp_callback(py::module_& m, const binding
                     context(), on_commitment_factory, on_commitment_destructor,
                     on_commitment_lookup));
         },
-        py::arg("factory"), py::arg("lookup"),
-        text.doc);
+        py::arg("factory"), py::arg("lookup"), text.doc);
 }
-
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
 
@@ -315,17 +308,17 @@ void bind_register_find_callback2(py::module_& m, const binding_text& text) {
 }
 
 void bind_register_worklist_callback2(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_worklist2, "callback",
-                     [] { check_sdk(OrthancPluginRegisterWorklistCallback2(context(), on_worklist2)); });
+    def_registration(m, text, g_worklist2, "callback", [] {
+        check_sdk(OrthancPluginRegisterWorklistCallback2(context(), on_worklist2));
+    });
 }
 
 void bind_register_move_callback3(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
         [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
-           py::function free_move) {
-            if (g_move3.add(name,
-                            py::make_tuple(create, get_move_size, apply_move, free_move)))
+                           py::function free_move) {
+            if (g_move3.add(name, py::make_tuple(create, get_move_size, apply_move, free_move)))
                 check_sdk(OrthancPluginRegisterMoveCallback2(context(), on_move3, on_move_size,
                                                              on_move_apply, on_move_free));
         },
@@ -337,14 +330,12 @@ void bind_register_storage_commitment_scp_callback2(py::module_& m, const bindin
     m.def(
         text.name,
         [name = text.name](py::function factory, py::function lookup) {
-            if (g_commitment2.add(name,
-                                  py::make_tuple(factory, lookup)))
+            if (g_commitment2.add(name, py::make_tuple(factory, lookup)))
                 check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback2(
                     context(), on_commitment_factory2, on_commitment_destructor,
                     on_commitment_lookup));
         },
-        py::arg("factory"), py::arg("lookup"),
-        text.doc);
+        py::arg("factory"), py::arg("lookup"), text.doc);
 }
 
 #endif

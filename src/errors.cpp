@@ -31,8 +31,8 @@ void bind_errors(py::module_& module) {
 void raise_orthanc_exception(OrthancPluginErrorCode code, const char* description) {
     if (description == nullptr && context() != nullptr)
         description = OrthancPluginGetErrorDescription(context(), code);
-    py::object args = py::make_tuple(static_cast<int>(code),
-                                     description ? description : "Unknown error");
+    py::object args =
+        py::make_tuple(static_cast<int>(code), description ? description : "Unknown error");
     PyErr_SetObject(orthanc_exception_type().ptr(), args.ptr());
     throw py::error_already_set();
 }
@@ -46,7 +46,8 @@ void newer_sdk_attributes(py::object target, const char* scope, const char* sdk,
             if (python_name == name)
                 throw py::attribute_error(scope + "." + name + " needs Orthanc " + since +
                                           " or newer: this plugin was built with the Orthanc "
-                                          "SDK " + sdk);
+                                          "SDK " +
+                                          sdk);
         }
         throw py::attribute_error(otherwise);
     };
@@ -90,8 +91,7 @@ OrthancPluginErrorCode error_code_of(const py::error_already_set& error) {
     return OrthancPluginErrorCode_Plugin;
 }
 
-OrthancPluginErrorCode report_callback_error(const char* what,
-                                             const py::error_already_set& error) {
+OrthancPluginErrorCode report_callback_error(const char* what, const py::error_already_set& error) {
     interpreter_pool& pool = interpreter_pool::instance();
     pool.stats(pool.current_index()).errors.fetch_add(1, std::memory_order_relaxed);
     log_error(std::string("Python: exception in ") + what + ":\n" + format_exception(error));

@@ -23,8 +23,9 @@ OrthancPluginHttpAuthenticationStatus read_answer(const py::object& answer,
     if (py::isinstance<py::tuple>(answer)) {
         py::tuple pair = answer.cast<py::tuple>();
         if (pair.size() != 2)
-            throw py::type_error("the HTTP authentication callback must return a status or "
-                                 "(status, data)");
+            throw py::type_error(
+                "the HTTP authentication callback must return a status or "
+                "(status, data)");
         status = pair[0];
         data = pair[1];
     }
@@ -39,31 +40,27 @@ OrthancPluginHttpAuthenticationStatus read_answer(const py::object& answer,
             break;
         case OrthancPluginHttpAuthenticationStatus_Redirect:
             if (!py::isinstance<py::str>(data))
-                throw py::type_error("HttpAuthenticationStatus.REDIRECT needs the path to "
-                                     "redirect to: return (status, path)");
+                throw py::type_error(
+                    "HttpAuthenticationStatus.REDIRECT needs the path to "
+                    "redirect to: return (status, path)");
             fill_buffer(redirection, data, "the redirection");
             break;
         case OrthancPluginHttpAuthenticationStatus_Unauthorized:
         case OrthancPluginHttpAuthenticationStatus_Forbidden:
-            if (!data.is_none())
-                throw py::type_error("UNAUTHORIZED and FORBIDDEN take no data");
+            if (!data.is_none()) throw py::type_error("UNAUTHORIZED and FORBIDDEN take no data");
             break;
-        default:
-            throw py::value_error("not an HttpAuthenticationStatus: " + std::to_string(value));
+        default: throw py::value_error("not an HttpAuthenticationStatus: " + std::to_string(value));
     }
     return static_cast<OrthancPluginHttpAuthenticationStatus>(value);
 }
 
 /// An exception or a malformed answer returns an error code, and Orthanc then
 /// refuses the request: fail closed.
-OrthancPluginErrorCode on_authentication(OrthancPluginHttpAuthenticationStatus* status,
-                                         OrthancPluginMemoryBuffer* payload,
-                                         OrthancPluginMemoryBuffer* redirection, const char* uri,
-                                         const char* ip, uint32_t headers_count,
-                                         const char* const* headers_keys,
-                                         const char* const* headers_values, uint32_t get_count,
-                                         const char* const* get_keys,
-                                         const char* const* get_values) {
+OrthancPluginErrorCode on_authentication(
+    OrthancPluginHttpAuthenticationStatus* status, OrthancPluginMemoryBuffer* payload,
+    OrthancPluginMemoryBuffer* redirection, const char* uri, const char* ip, uint32_t headers_count,
+    const char* const* headers_keys, const char* const* headers_values, uint32_t get_count,
+    const char* const* get_keys, const char* const* get_values) {
     *status = OrthancPluginHttpAuthenticationStatus_Forbidden;
     const size_t index = g_authentication.pick();
     return call_in(index, "the HTTP authentication callback", OrthancPluginErrorCode_Plugin, [&] {
@@ -89,8 +86,7 @@ void bind_register_http_authentication(py::module_& m, const binding_text& text)
             if (g_authentication.add(name, std::move(callback)))
                 check_sdk(OrthancPluginRegisterHttpAuthentication(context(), on_authentication));
         },
-        py::arg("callback"),
-        text.doc);
+        py::arg("callback"), text.doc);
 }
 
 #endif

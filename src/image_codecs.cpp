@@ -3,7 +3,6 @@
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
 
-
 namespace opm {
 
 namespace {
@@ -51,13 +50,15 @@ OrthancPluginErrorCode on_transcode(OrthancPluginMemoryBuffer* transcoded, const
 }  // namespace
 
 void bind_register_decode_image_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_decoders, "callback",
-                     [] { check_sdk(OrthancPluginRegisterDecodeImageCallback(context(), on_decode_image)); });
+    def_registration(m, text, g_decoders, "callback", [] {
+        check_sdk(OrthancPluginRegisterDecodeImageCallback(context(), on_decode_image));
+    });
 }
 
 void bind_register_transcoder_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_transcoders, "callback",
-                     [] { check_sdk(OrthancPluginRegisterTranscoderCallback(context(), on_transcode)); });
+    def_registration(m, text, g_transcoders, "callback", [] {
+        check_sdk(OrthancPluginRegisterTranscoderCallback(context(), on_transcode));
+    });
 }
 
 }  // namespace opm

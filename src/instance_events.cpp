@@ -4,7 +4,6 @@
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
 
-
 namespace opm {
 
 namespace {
@@ -87,8 +86,10 @@ int32_t on_dicom_instance(const OrthancPluginDicomInstance* instance) {
         for (const py::object& callback : g_dicom_filter.of(index)) {
             py::object answer = callback(dicom.object());
             if (!PyBool_Check(answer.ptr()))
-                throw py::type_error("the IncomingDicomInstanceFilter callback must return "
-                                     "True or False, not " + py::repr(answer).cast<std::string>());
+                throw py::type_error(
+                    "the IncomingDicomInstanceFilter callback must return "
+                    "True or False, not " +
+                    py::repr(answer).cast<std::string>());
             if (answer.ptr() != Py_True) return int32_t{0};
         }
         return int32_t{1};
@@ -126,28 +127,33 @@ int32_t on_http_request(OrthancPluginHttpMethod method, const char* uri, const c
 }  // namespace
 
 void bind_register_on_stored_instance_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_stored, "callback",
-                     [] { OrthancPluginRegisterOnStoredInstanceCallback(context(), on_stored_instance); });
+    def_registration(m, text, g_stored, "callback", [] {
+        OrthancPluginRegisterOnStoredInstanceCallback(context(), on_stored_instance);
+    });
 }
 
 void bind_register_received_instance_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_received, "callback",
-                     [] { check_sdk(OrthancPluginRegisterReceivedInstanceCallback(context(), on_received_instance)); });
+    def_registration(m, text, g_received, "callback", [] {
+        check_sdk(OrthancPluginRegisterReceivedInstanceCallback(context(), on_received_instance));
+    });
 }
 
 void bind_register_incoming_cstore_instance_filter(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_cstore_filter, "callback",
-                     [] { check_sdk(OrthancPluginRegisterIncomingCStoreInstanceFilter(context(), on_cstore_instance)); });
+    def_registration(m, text, g_cstore_filter, "callback", [] {
+        check_sdk(OrthancPluginRegisterIncomingCStoreInstanceFilter(context(), on_cstore_instance));
+    });
 }
 
 void bind_register_incoming_http_request_filter(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_http_filter, "callback",
-                     [] { check_sdk(OrthancPluginRegisterIncomingHttpRequestFilter2(context(), on_http_request)); });
+    def_registration(m, text, g_http_filter, "callback", [] {
+        check_sdk(OrthancPluginRegisterIncomingHttpRequestFilter2(context(), on_http_request));
+    });
 }
 
 void bind_register_incoming_dicom_instance_filter(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_dicom_filter, "callback",
-                     [] { check_sdk(OrthancPluginRegisterIncomingDicomInstanceFilter(context(), on_dicom_instance)); });
+    def_registration(m, text, g_dicom_filter, "callback", [] {
+        check_sdk(OrthancPluginRegisterIncomingDicomInstanceFilter(context(), on_dicom_instance));
+    });
 }
 
 }  // namespace opm

@@ -133,9 +133,9 @@ void interpreter_pool::initialize(const pool_options& options,
         if (!options.executable.empty()) {
             check(PyConfig_SetBytesString(&config, &config.executable, options.executable.c_str()),
                   "PyConfig.executable");
-            check(PyConfig_SetBytesString(&config, &config.program_name,
-                                          options.executable.c_str()),
-                  "PyConfig.program_name");
+            check(
+                PyConfig_SetBytesString(&config, &config.program_name, options.executable.c_str()),
+                "PyConfig.program_name");
         }
         check(Py_InitializeFromConfig(&config), "cannot initialize Python");
     } catch (...) {
@@ -279,8 +279,9 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
     sdk_open_.store(false, std::memory_order_seq_cst);
     const auto at_least = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     if (!wait_for_zero(sdk_calls_, std::max(deadline, at_least))) {
-        log_error("Python: threads of the script are still inside calls to Orthanc at stop; "
-                  "the Python runtime is left running so that Orthanc can exit");
+        log_error(
+            "Python: threads of the script are still inside calls to Orthanc at stop; "
+            "the Python runtime is left running so that Orthanc can exit");
         return;
     }
 
@@ -310,8 +311,9 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
     if (!all_stopped || abandoned_) {
         // Py_FinalizeEx would wait for the thread forever (and end the leftover
         // sub-interpreters itself, which waits too). Leave the runtime as it is.
-        log_error("Python: some threads of the script did not stop; "
-                  "the Python runtime is left running so that Orthanc can exit");
+        log_error(
+            "Python: some threads of the script did not stop; "
+            "the Python runtime is left running so that Orthanc can exit");
         return;
     }
     PyEval_RestoreThread(main_tstate_);

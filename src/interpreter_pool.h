@@ -19,19 +19,19 @@ namespace opm {
 constexpr size_t max_interpreters = 1024;
 
 struct pool_options {
-    unsigned interpreters = 1;       ///< 1: the main interpreter; N >= 2: N isolated sub-interpreters
+    unsigned interpreters = 1;  ///< 1: the main interpreter; N >= 2: N isolated sub-interpreters
     /// With N >= 2: the main interpreter too, as interpreter N (PythonMainScript).
     bool main_alongside = false;
-    bool verbose = false;            ///< PyConfig.verbose
-    std::string home;                ///< PyConfig.home (the base Python installation)
-    std::string executable;          ///< PyConfig.executable (the virtual environment's python)
+    bool verbose = false;    ///< PyConfig.verbose
+    std::string home;        ///< PyConfig.home (the base Python installation)
+    std::string executable;  ///< PyConfig.executable (the virtual environment's python)
 };
 
 /// Counters of one interpreter, updated lock-free by the callback threads.
 struct interpreter_stats {
-    std::atomic<int> in_flight{0};        ///< calls dispatched here and not finished
-    std::atomic<unsigned long> calls{0};  ///< calls dispatched here since start
-    std::atomic<unsigned long> errors{0};  ///< callbacks that raised
+    std::atomic<int> in_flight{0};               ///< calls dispatched here and not finished
+    std::atomic<unsigned long> calls{0};         ///< calls dispatched here since start
+    std::atomic<unsigned long> errors{0};        ///< callbacks that raised
     std::atomic<unsigned long long> busy_ns{0};  ///< time spent in calls, waiting included
 };
 
@@ -77,9 +77,7 @@ public:
     /// Whether the main interpreter is interpreter N alongside N sub-interpreters.
     bool main_alongside() const { return main_alongside_; }
     /// Whether `index` is that main interpreter alongside the sub-interpreters.
-    bool is_main_alongside(size_t index) const {
-        return main_alongside_ && index + 1 == size_;
-    }
+    bool is_main_alongside(size_t index) const { return main_alongside_ && index + 1 == size_; }
     /// The number of interpreters that run PythonScript (the main one alongside aside).
     size_t script_interpreters() const { return main_alongside_ ? size_ - 1 : size_; }
 

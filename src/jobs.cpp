@@ -22,7 +22,9 @@ struct python_job {
     std::string serialized;  ///< returned by GetSerialized, likewise
 };
 
-python_job* job_of(void* raw) { return static_cast<python_job*>(raw); }
+python_job* job_of(void* raw) {
+    return static_cast<python_job*>(raw);
+}
 
 /// Calls job.<name>(args...) if the object has that method; None otherwise.
 template <typename... Args>
@@ -110,8 +112,8 @@ OrthancPluginJob* on_unserialize(const char* job_type, const char* serialized) {
     return call_in(index, "the jobs unserializer", static_cast<OrthancPluginJob*>(nullptr),
                    [&]() -> OrthancPluginJob* {
                        for (const py::object& callback : g_unserializers.of(index)) {
-                           py::object job = callback(decode_text(job_type),
-                                                     decode_text(serialized));
+                           py::object job =
+                               callback(decode_text(job_type), decode_text(serialized));
                            if (!job.is_none())
                                return job.cast<handle<OrthancPluginJob>&>().release();
                        }
@@ -135,14 +137,13 @@ void bind_create_job(py::module_& m, const binding_text& text) {
             auto job = std::make_unique<python_job>();
             job->index = interpreter_pool::instance().current_index();
             job->object = std::move(object);
-            // Not CreateJob2: with it, Orthanc 1.13.0 did not restore the saved jobs
-            // after a restart (measured); CreateJob, deprecated, still does.
+        // Not CreateJob2: with it, Orthanc 1.13.0 did not restore the saved jobs
+        // after a restart (measured); CreateJob, deprecated, still does.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-            OrthancPluginJob* handle =
-                OrthancPluginCreateJob(context(), job.get(), job_finalize, job_type.c_str(),
-                                       job_progress, job_content, job_serialized, job_step,
-                                       job_stop, job_reset);
+            OrthancPluginJob* handle = OrthancPluginCreateJob(
+                context(), job.get(), job_finalize, job_type.c_str(), job_progress, job_content,
+                job_serialized, job_step, job_stop, job_reset);
 #pragma GCC diagnostic pop
             if (handle == nullptr) {
                 job->object = py::object();
@@ -152,8 +153,7 @@ void bind_create_job(py::module_& m, const binding_text& text) {
             job.release();  // owned by the Orthanc job now: job_finalize deletes it
             return new_owned(handle, "OrthancPluginCreateJob");
         },
-        py::arg("job"), py::arg("jobType"),
-        text.doc);
+        py::arg("job"), py::arg("jobType"), text.doc);
 }
 
 void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls, const binding_text& text) {

@@ -14,10 +14,7 @@
 namespace opm {
 
 void bind_check_version(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        []() { return OrthancPluginCheckVersion(context()); },
-        text.doc);
+    m.def(text.name, []() { return OrthancPluginCheckVersion(context()); }, text.doc);
 }
 
 void bind_check_version_advanced(py::module_& m, const binding_text& text) {
@@ -26,8 +23,7 @@ void bind_check_version_advanced(py::module_& m, const binding_text& text) {
         [](int32_t major, int32_t minor, int32_t revision) {
             return OrthancPluginCheckVersionAdvanced(context(), major, minor, revision);
         },
-        py::arg("expectedMajor"), py::arg("expectedMinor"), py::arg("expectedRevision"),
-        text.doc);
+        py::arg("expectedMajor"), py::arg("expectedMinor"), py::arg("expectedRevision"), text.doc);
 }
 
 void bind_create_memory_buffer(py::module_& m, const binding_text& text) {
@@ -74,8 +70,7 @@ void bind_get_key_value(py::module_& m, const binding_text& text) {
             check_sdk(code);
             return found_or_none(found, value);
         },
-        py::arg("storeId"), py::arg("key"),
-        text.doc);
+        py::arg("storeId"), py::arg("key"), text.doc);
 }
 
 void bind_dequeue_value(py::module_& m, const binding_text& text) {
@@ -87,7 +82,7 @@ void bind_dequeue_value(py::module_& m, const binding_text& text) {
             OrthancPluginErrorCode code;
             {
                 sdk_call unlocked;
-                // Deprecated since 1.12.10 in favour of Reserve/Acknowledge; scripts still call it.
+            // Deprecated since 1.12.10 in favour of Reserve/Acknowledge; scripts still call it.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
                 code = OrthancPluginDequeueValue(context(), &found, value.get(), queue_id.c_str(),
@@ -97,8 +92,7 @@ void bind_dequeue_value(py::module_& m, const binding_text& text) {
             check_sdk(code);
             return found_or_none(found, value);
         },
-        py::arg("queueId"), py::arg("origin"),
-        text.doc);
+        py::arg("queueId"), py::arg("origin"), text.doc);
 }
 
 void bind_get_queue_size(py::module_& m, const binding_text& text) {
@@ -117,8 +111,8 @@ void bind_get_queue_size(py::module_& m, const binding_text& text) {
         py::arg("queueId"), text.doc);
 }
 
-void bind_keys_values_iterator_next(
-    py::class_<handle<OrthancPluginKeysValuesIterator>>& cls, const binding_text& text) {
+void bind_keys_values_iterator_next(py::class_<handle<OrthancPluginKeysValuesIterator>>& cls,
+                                    const binding_text& text) {
     cls.def(
         text.name,
         [](handle<OrthancPluginKeysValuesIterator>& self) {
@@ -155,8 +149,7 @@ void bind_set_stable_status(py::module_& m, const binding_text& text) {
             // The existing plugin's shape: (error code, whether the status changed).
             return py::make_tuple(static_cast<int>(code), static_cast<int>(changed));
         },
-        py::arg("resourceId"), py::arg("stableStatus"),
-        text.doc);
+        py::arg("resourceId"), py::arg("stableStatus"), text.doc);
 }
 
 #endif
@@ -181,8 +174,7 @@ void bind_reserve_queue_value(py::module_& m, const binding_text& text) {
             if (!found) return py::make_tuple(py::none(), py::none());
             return py::make_tuple(value.bytes(), value_id);
         },
-        py::arg("queueId"), py::arg("origin"), py::arg("releaseTimeout"),
-        text.doc);
+        py::arg("queueId"), py::arg("origin"), py::arg("releaseTimeout"), text.doc);
 }
 
 #endif

@@ -66,8 +66,7 @@ OrthancPluginErrorCode interpreters_route(OrthancPluginRestOutput* output, const
              << ", \"Errors\": " << stats.errors.load()
              << ", \"BusySeconds\": " << static_cast<double>(stats.busy_ns.load()) / 1e9 << "}";
     }
-    json << "], \"MainInterpreter\": " << (pool.uses_main_interpreter() ? "true" : "false")
-         << "}";
+    json << "], \"MainInterpreter\": " << (pool.uses_main_interpreter() ? "true" : "false") << "}";
     const std::string body = json.str();
     OrthancPluginAnswerBuffer(context(), output, body.data(), static_cast<uint32_t>(body.size()),
                               "application/json");

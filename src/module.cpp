@@ -11,13 +11,11 @@
 namespace opm {
 
 void bind_get_interpreter_index(py::module_& m, const binding_text& text) {
-    m.def(text.name, [] { return interpreter_pool::instance().current_index(); },
-          text.doc);
+    m.def(text.name, [] { return interpreter_pool::instance().current_index(); }, text.doc);
 }
 
 void bind_get_interpreter_count(py::module_& m, const binding_text& text) {
-    m.def(text.name, [] { return interpreter_pool::instance().script_interpreters(); },
-          text.doc);
+    m.def(text.name, [] { return interpreter_pool::instance().script_interpreters(); }, text.doc);
 }
 
 }  // namespace opm

@@ -76,8 +76,8 @@ struct environment {
 /// The virtual environment named by PythonVirtualEnv: a venv of this Python version.
 environment configured_environment(const std::string& folder) {
     const fs::path root(folder);
-    const std::string version = "python" + std::to_string(PY_MAJOR_VERSION) + "." +
-                                std::to_string(PY_MINOR_VERSION);
+    const std::string version =
+        "python" + std::to_string(PY_MAJOR_VERSION) + "." + std::to_string(PY_MINOR_VERSION);
     const fs::path site = root / "lib" / version / "site-packages";
     std::error_code ec;
     if (!fs::is_directory(site, ec))
@@ -87,7 +87,8 @@ environment configured_environment(const std::string& folder) {
                            std::to_string(PY_MINOR_VERSION) + " is needed)");
     environment env;
     env.site_dirs.push_back(site.string());
-    if (fs::exists(root / "bin" / "python3", ec)) env.executable = (root / "bin" / "python3").string();
+    if (fs::exists(root / "bin" / "python3", ec))
+        env.executable = (root / "bin" / "python3").string();
     return env;
 }
 
@@ -153,7 +154,9 @@ py::module_ load_bootstrap() {
     return module;
 }
 
-py::module_ bootstrap() { return py::module_::import("_orthanc_python_multi"); }
+py::module_ bootstrap() {
+    return py::module_::import("_orthanc_python_multi");
+}
 
 /// Runs `script` in the current interpreter `index` (GIL held), the bootstrap
 /// module `boot` already loaded there.
@@ -176,8 +179,8 @@ void run_script(py::module_& boot, size_t index, const std::string& script, bool
                     "set \"PythonInterpreters\": 1)");
             }
         }
-        const std::string advice = loggable_text(
-            boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
+        const std::string advice =
+            loggable_text(boot.attr("explain_load_failure")(error.value(), g_config.interpreters));
         boot.attr("flush_log_streams")();
         throw script_error("Python: the script " + script +
                            " raised an exception while loading in interpreter " +
@@ -240,8 +243,7 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
         py::object daemon_grace = interpreter_pool::instance().is_main(index)
                                       ? py::object(py::none())
                                       : py::object(py::float_(daemon_grace_s));
-        py::tuple alive =
-            bootstrap().attr("join_threads")(left > 0 ? left : 0.0, daemon_grace);
+        py::tuple alive = bootstrap().attr("join_threads")(left > 0 ? left : 0.0, daemon_grace);
         bootstrap().attr("flush_log_streams")();
         const py::list threads = alive[0];
         const py::list daemons = alive[1];
@@ -410,8 +412,12 @@ ORTHANC_PLUGINS_API void OrthancPluginFinalize() {
     opm::set_context(nullptr);
 }
 
-ORTHANC_PLUGINS_API const char* OrthancPluginGetName() { return opm::plugin_name; }
+ORTHANC_PLUGINS_API const char* OrthancPluginGetName() {
+    return opm::plugin_name;
+}
 
-ORTHANC_PLUGINS_API const char* OrthancPluginGetVersion() { return ORTHANC_PYTHON_MULTI_VERSION; }
+ORTHANC_PLUGINS_API const char* OrthancPluginGetVersion() {
+    return ORTHANC_PYTHON_MULTI_VERSION;
+}
 
 }  // extern "C"

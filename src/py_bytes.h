@@ -63,8 +63,8 @@ private:
 /// so `s.encode("utf-8", "surrogateescape")` gives back the exact bytes.
 inline py::str decode_text(const char* text) {
     if (text == nullptr) text = "";
-    PyObject* decoded = PyUnicode_DecodeUTF8(text, static_cast<Py_ssize_t>(std::strlen(text)),
-                                             "surrogateescape");
+    PyObject* decoded =
+        PyUnicode_DecodeUTF8(text, static_cast<Py_ssize_t>(std::strlen(text)), "surrogateescape");
     if (decoded == nullptr) throw py::error_already_set();
     return py::reinterpret_steal<py::str>(decoded);
 }

@@ -3,8 +3,8 @@
 #include "callbacks.h"
 #include "errors.h"
 #include "handles.h"
-#include "orthanc_handwritten.h"
 #include "interpreter_pool.h"
+#include "orthanc_handwritten.h"
 #include "py_bytes.h"
 #include "sdk.h"
 
@@ -81,8 +81,8 @@ py::dict request_kwargs(const OrthancPluginHttpRequest* request, bool with_body)
     py::tuple groups(request->groupsCount);
     for (uint32_t i = 0; i < request->groupsCount; ++i) groups[i] = decode_text(request->groups[i]);
     kwargs["groups"] = groups;
-    kwargs["headers"] = string_map(request->headersCount, request->headersKeys,
-                                   request->headersValues);
+    kwargs["headers"] =
+        string_map(request->headersCount, request->headersKeys, request->headersValues);
     if (request->method == OrthancPluginHttpMethod_Get) {
         kwargs["get"] = string_map(request->getCount, request->getKeys, request->getValues);
     } else if (with_body && (request->method == OrthancPluginHttpMethod_Post ||
@@ -118,10 +118,10 @@ OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, c
     const std::string what = std::string("the REST callback for ") + url;
     return call_in(index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
         const route_handlers& handlers = r.handlers[index];
-        const py::object& callable =
-            !r.chunked ? handlers.callback
-            : request->method == OrthancPluginHttpMethod_Get ? handlers.get
-                                                             : handlers.remove;
+        const py::object& callable = !r.chunked ? handlers.callback
+                                     : request->method == OrthancPluginHttpMethod_Get
+                                         ? handlers.get
+                                         : handlers.remove;
         borrowed<OrthancPluginRestOutput> py_output(output);
         callable(py_output.object(), decode_text(url), **request_kwargs(request, true));
         return check_answered(py_output, what);
@@ -150,9 +150,10 @@ OrthancPluginErrorCode create_reader(size_t id, OrthancPluginServerChunkedReques
             request->method == OrthancPluginHttpMethod_Post ? handlers.post : handlers.put;
         py::object created = factory(decode_text(url), **request_kwargs(request, false));
         if (!py::hasattr(created, "AddChunk") || !py::hasattr(created, "Execute"))
-            throw py::type_error("the reader must be an object with AddChunk(data) and "
-                                 "Execute(output) methods, not " +
-                                 py::repr(created).cast<std::string>());
+            throw py::type_error(
+                "the reader must be an object with AddChunk(data) and "
+                "Execute(output) methods, not " +
+                py::repr(created).cast<std::string>());
         *reader = reinterpret_cast<OrthancPluginServerChunkedRequestReader*>(
             new chunked_reader{index, std::move(created), url});
         return OrthancPluginErrorCode_Success;
@@ -291,12 +292,12 @@ void register_chunked_rest_callback(const std::string& regex, const py::object& 
     const bool remove_set = bool(handlers.remove);
     const bool put_set = bool(handlers.put);
     add_route("RegisterChunkedRestCallback", regex, true, std::move(handlers), [&](size_t id) {
-        OrthancPluginRegisterChunkedRestCallback(
-            context(), regex.c_str(), get_set ? g_rest_trampolines[id] : nullptr,
-            post_set ? g_reader_trampolines[id] : nullptr,
-            remove_set ? g_rest_trampolines[id] : nullptr,
-            put_set ? g_reader_trampolines[id] : nullptr, add_chunk, execute_reader,
-            finalize_reader);
+        OrthancPluginRegisterChunkedRestCallback(context(), regex.c_str(),
+                                                 get_set ? g_rest_trampolines[id] : nullptr,
+                                                 post_set ? g_reader_trampolines[id] : nullptr,
+                                                 remove_set ? g_rest_trampolines[id] : nullptr,
+                                                 put_set ? g_reader_trampolines[id] : nullptr,
+                                                 add_chunk, execute_reader, finalize_reader);
     });
 }
 
@@ -304,15 +305,13 @@ void register_chunked_rest_callback(const std::string& regex, const py::object& 
 
 void bind_register_rest_callback(py::module_& module, const binding_text& text) {
     module.def(text.name, &register_rest_callback, py::arg("pathRegularExpression"),
-               py::arg("callback"),
-               text.doc);
+               py::arg("callback"), text.doc);
 }
 
 void bind_register_chunked_rest_callback(py::module_& module, const binding_text& text) {
-    module.def(text.name, &register_chunked_rest_callback,
-               py::arg("pathRegularExpression"), py::arg("getHandler"), py::arg("postHandler"),
-               py::arg("deleteHandler"), py::arg("putHandler"),
-               text.doc);
+    module.def(text.name, &register_chunked_rest_callback, py::arg("pathRegularExpression"),
+               py::arg("getHandler"), py::arg("postHandler"), py::arg("deleteHandler"),
+               py::arg("putHandler"), text.doc);
 }
 
 void finalize_rest(size_t index) {

@@ -9,8 +9,12 @@ namespace {
 std::atomic<OrthancPluginContext*> g_context{nullptr};
 }  // namespace
 
-OrthancPluginContext* context() { return g_context.load(); }
-void set_context(OrthancPluginContext* context) { g_context.store(context); }
+OrthancPluginContext* context() {
+    return g_context.load();
+}
+void set_context(OrthancPluginContext* context) {
+    g_context.store(context);
+}
 
 void log_info(const std::string& message) {
     if (OrthancPluginContext* c = context()) OrthancPluginLogInfo(c, message.c_str());

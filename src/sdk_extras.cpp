@@ -10,7 +10,8 @@
 
 namespace opm {
 
-void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls, const binding_text& text) {
+void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls,
+                                 const binding_text& text) {
     cls.def(
         text.name,
         [](handle<OrthancPluginImage>& self) {
@@ -53,12 +54,12 @@ void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
                             buffer.data() + static_cast<size_t>(y) * pitch, row);
             return result;
         },
-        py::arg("format"), py::arg("width"), py::arg("height"), py::arg("pitch"),
-        py::arg("buffer"),
+        py::arg("format"), py::arg("width"), py::arg("height"), py::arg("pitch"), py::arg("buffer"),
         text.doc);
 }
 
-void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls, const binding_text& text) {
+void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls,
+                                           const binding_text& text) {
     cls.def(
         text.name,
         [](handle<OrthancPluginDicomInstance>& self) {
@@ -98,14 +99,12 @@ void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
             result["MaxMultiplicity"] = entry.maxMultiplicity;
             return result;
         },
-        py::arg("name"),
-        text.doc);
+        py::arg("name"), text.doc);
 }
 
 namespace {
 
-std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& self,
-                                             uint32_t index) {
+std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& self, uint32_t index) {
     auto lease = self.take();  // keeps the object valid during the SDK call
     OrthancPluginFindQuery* query = lease.get();
     uint16_t group = 0;
@@ -121,7 +120,8 @@ std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& sel
 
 }  // namespace
 
-void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls, const binding_text& text) {
+void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls,
+                         const binding_text& text) {
     cls.def(
         text.name,
         [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
@@ -130,7 +130,8 @@ void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls, const 
         py::arg("index"), text.doc);
 }
 
-void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls, const binding_text& text) {
+void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls,
+                                 const binding_text& text) {
     cls.def(
         text.name,
         [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
@@ -138,7 +139,6 @@ void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls
         },
         py::arg("index"), text.doc);
 }
-
 
 namespace {
 
@@ -150,10 +150,9 @@ py::object encode_dicomweb(py::object dicom_arg, bool xml) {
     char* text;
     {
         sdk_call unlocked;
-        text = xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(), size, nullptr,
-                                                     nullptr)
-                   : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(), size, nullptr,
-                                                      nullptr);
+        text =
+            xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(), size, nullptr, nullptr)
+                : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(), size, nullptr, nullptr);
     }
     if (text == nullptr)
         raise_orthanc_exception(OrthancPluginErrorCode_BadFileFormat,
@@ -180,24 +179,26 @@ py::object instance_dicomweb(handle<OrthancPluginDicomInstance>& self, bool xml)
 
 void bind_encode_dicomweb_json(py::module_& m, const binding_text& text) {
     m.def(
-        text.name, [](py::object dicom) { return encode_dicomweb(dicom, false); },
-        py::arg("dicom"), text.doc);
+        text.name, [](py::object dicom) { return encode_dicomweb(dicom, false); }, py::arg("dicom"),
+        text.doc);
 }
 
 void bind_encode_dicomweb_xml(py::module_& m, const binding_text& text) {
     m.def(
-        text.name, [](py::object dicom) { return encode_dicomweb(dicom, true); },
-        py::arg("dicom"), text.doc);
+        text.name, [](py::object dicom) { return encode_dicomweb(dicom, true); }, py::arg("dicom"),
+        text.doc);
 }
 
-void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls, const binding_text& text) {
+void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls,
+                                       const binding_text& text) {
     cls.def(
         text.name,
         [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, false); },
         text.doc);
 }
 
-void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls, const binding_text& text) {
+void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls,
+                                      const binding_text& text) {
     cls.def(
         text.name,
         [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, true); },

@@ -15,15 +15,17 @@ namespace {
 /// One entry per interpreter: (create, read, remove, readRange or None).
 callback_list g_storage;
 
-py::object callbacks_of(size_t index) { return g_storage.of(index).back(); }
+py::object callbacks_of(size_t index) {
+    return g_storage.of(index).back();
+}
 
 OrthancPluginErrorCode storage_create(const char* uuid, const void* content, int64_t size,
                                       OrthancPluginContentType type) {
     const size_t index = g_storage.pick();
     return call_in(index, "the storage area create callback", OrthancPluginErrorCode_Plugin, [&] {
-        callbacks_of(index)[py::int_(0)](decode_text(uuid), static_cast<int>(type),
-                                         py::bytes(static_cast<const char*>(content),
-                                                   static_cast<size_t>(size)));
+        callbacks_of(index)[py::int_(0)](
+            decode_text(uuid), static_cast<int>(type),
+            py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)));
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -32,7 +34,8 @@ OrthancPluginErrorCode storage_read_whole(OrthancPluginMemoryBuffer64* target, c
                                           OrthancPluginContentType type) {
     const size_t index = g_storage.pick();
     return call_in(index, "the storage area read callback", OrthancPluginErrorCode_Plugin, [&] {
-        py::object answer = callbacks_of(index)[py::int_(1)](decode_text(uuid), static_cast<int>(type));
+        py::object answer =
+            callbacks_of(index)[py::int_(1)](decode_text(uuid), static_cast<int>(type));
         fill_buffer(target, answer, "the answer of the storage area read callback");
         return OrthancPluginErrorCode_Success;
     });
@@ -43,28 +46,25 @@ OrthancPluginErrorCode storage_read_whole(OrthancPluginMemoryBuffer64* target, c
 OrthancPluginErrorCode storage_read_range(OrthancPluginMemoryBuffer64* target, const char* uuid,
                                           OrthancPluginContentType type, uint64_t start) {
     const size_t index = g_storage.pick();
-    return call_in(index, "the storage area read-range callback", OrthancPluginErrorCode_Plugin,
-                   [&] {
-                       py::object callbacks = callbacks_of(index);
-                       py::object range = callbacks[py::int_(3)];
-                       py::object answer;
-                       uint64_t offset = start;
-                       if (range.is_none()) {
-                           answer = callbacks[py::int_(1)](decode_text(uuid),
-                                                           static_cast<int>(type));
-                       } else {
-                           answer = range(decode_text(uuid), static_cast<int>(type), start,
-                                          target->size);
-                           offset = 0;
-                       }
-                       byte_view bytes(answer);
-                       if (offset > bytes.size() || bytes.size() - offset < target->size)
-                           throw py::value_error("the storage area read a range of " +
-                                                 std::to_string(bytes.size()) +
-                                                 " bytes, shorter than asked");
-                       std::memcpy(target->data, bytes.data() + offset, target->size);
-                       return OrthancPluginErrorCode_Success;
-                   });
+    return call_in(
+        index, "the storage area read-range callback", OrthancPluginErrorCode_Plugin, [&] {
+            py::object callbacks = callbacks_of(index);
+            py::object range = callbacks[py::int_(3)];
+            py::object answer;
+            uint64_t offset = start;
+            if (range.is_none()) {
+                answer = callbacks[py::int_(1)](decode_text(uuid), static_cast<int>(type));
+            } else {
+                answer = range(decode_text(uuid), static_cast<int>(type), start, target->size);
+                offset = 0;
+            }
+            byte_view bytes(answer);
+            if (offset > bytes.size() || bytes.size() - offset < target->size)
+                throw py::value_error("the storage area read a range of " +
+                                      std::to_string(bytes.size()) + " bytes, shorter than asked");
+            std::memcpy(target->data, bytes.data() + offset, target->size);
+            return OrthancPluginErrorCode_Success;
+        });
 }
 
 OrthancPluginErrorCode storage_remove(const char* uuid, OrthancPluginContentType type) {
@@ -84,7 +84,9 @@ OrthancPluginErrorCode storage_remove(const char* uuid, OrthancPluginContentType
 /// One entry per interpreter: (create, readRange, remove).
 callback_list g_storage3;
 
-py::object callbacks3_of(size_t index) { return g_storage3.of(index).back(); }
+py::object callbacks3_of(size_t index) {
+    return g_storage3.of(index).back();
+}
 
 py::bytes custom_bytes(const void* data, uint32_t size) {
     return py::bytes(static_cast<const char*>(data), size);
@@ -125,9 +127,9 @@ OrthancPluginErrorCode storage_read_range3(OrthancPluginMemoryBuffer64* target, 
     const size_t index = g_storage3.pick();
     const char* what = "the storage area read-range callback";
     return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        py::object answer = callbacks3_of(index)[py::int_(1)](
-            decode_text(uuid), static_cast<int>(type), start, target->size,
-            custom_bytes(custom_data, custom_size));
+        py::object answer =
+            callbacks3_of(index)[py::int_(1)](decode_text(uuid), static_cast<int>(type), start,
+                                              target->size, custom_bytes(custom_data, custom_size));
         py::tuple result = answer.cast<py::tuple>();
         if (result.size() != 2) throw py::type_error("readRange must return (errorCode, data)");
         const OrthancPluginErrorCode code = returned_code(result[0], "readRange");
@@ -146,10 +148,10 @@ OrthancPluginErrorCode storage_remove3(const char* uuid, OrthancPluginContentTyp
     const size_t index = g_storage3.pick();
     const char* what = "the storage area remove callback";
     return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        return returned_code(callbacks3_of(index)[py::int_(2)](
-                                 decode_text(uuid), static_cast<int>(type),
-                                 custom_bytes(custom_data, custom_size)),
-                             "remove");
+        return returned_code(
+            callbacks3_of(index)[py::int_(2)](decode_text(uuid), static_cast<int>(type),
+                                              custom_bytes(custom_data, custom_size)),
+            "remove");
     });
 }
 
@@ -160,7 +162,8 @@ OrthancPluginErrorCode storage_remove3(const char* uuid, OrthancPluginContentTyp
 void bind_register_storage_area(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
-        [name = text.name](py::function create, py::function read, py::function remove, py::object read_range) {
+        [name = text.name](py::function create, py::function read, py::function remove,
+                           py::object read_range) {
             if (!read_range.is_none() && !PyCallable_Check(read_range.ptr()))
                 throw py::type_error("readRange must be callable or None");
             if (g_storage.add(name, py::make_tuple(create, read, remove, read_range)))
@@ -170,7 +173,6 @@ void bind_register_storage_area(py::module_& m, const binding_text& text) {
         py::arg("create"), py::arg("read"), py::arg("remove"), py::arg("readRange") = py::none(),
         text.doc);
 }
-
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
 
@@ -182,8 +184,7 @@ void bind_register_storage_area3(py::module_& m, const binding_text& text) {
                 OrthancPluginRegisterStorageArea3(context(), storage_create3, storage_read_range3,
                                                   storage_remove3);
         },
-        py::arg("create"), py::arg("readRange"), py::arg("remove"),
-        text.doc);
+        py::arg("create"), py::arg("readRange"), py::arg("remove"), text.doc);
 }
 
 void bind_adopt_dicom_instance(py::module_& m, const binding_text& text) {
@@ -199,18 +200,15 @@ void bind_adopt_dicom_instance(py::module_& m, const binding_text& text) {
             {
                 sdk_call unlocked;
                 code = OrthancPluginAdoptDicomInstance(context(), instance_id.get(),
-                                                       attachment_uuid.get(), &status,
-                                                       file.data(), file.size(), custom.data(),
-                                                       custom.size32());
+                                                       attachment_uuid.get(), &status, file.data(),
+                                                       file.size(), custom.data(), custom.size32());
             }
             check_sdk(code);
-            return py::make_tuple(
-                py::str(instance_id.data(), instance_id.size()),
-                py::str(attachment_uuid.data(), attachment_uuid.size()),
-                static_cast<int>(status));
+            return py::make_tuple(py::str(instance_id.data(), instance_id.size()),
+                                  py::str(attachment_uuid.data(), attachment_uuid.size()),
+                                  static_cast<int>(status));
         },
-        py::arg("dicom"), py::arg("customData"),
-        text.doc);
+        py::arg("dicom"), py::arg("customData"), text.doc);
 }
 
 #endif
