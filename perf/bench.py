@@ -12,12 +12,14 @@ Results go to perf/results/<environment>/ (perf/results/<environment>-quick/ wit
 --quick): results.json, results.md, and PNG plots when OPM_PLOT_PYTHON names a
 Python with matplotlib (scripts/bench.sh does that). Usage:
 
-    .venv/bin/python perf/bench.py [--quick] [--scenarios loop,cpu,trivial,storage,memory]
+    .venv/bin/python perf/bench.py [--quick] [--scenarios loop,cpu,trivial,storage,mixed,memory]
 """
 
 from __future__ import annotations
 
 import argparse
+import array
+import io
 import json
 import os
 import platform
@@ -34,20 +36,21 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from orthanc_python_multi import plugin_path
+from orthanc_python_multi import plugin_path, venvs
 from orthanc_python_multi.process import OrthancProcess, make_orthanc, wrk_requests
 from orthanc_python_multi.server import find_orthanc
 
 EXISTING_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
+CHECKOUT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("loop", "cpu", "trivial", "storage", "memory")
+SCENARIOS = ("loop", "cpu", "trivial", "storage", "mixed", "memory")
 
 # The pure-Python work of the CPU-bound route: about 40-60 ms a call on this kind
 # of machine. The same text runs standalone on each CPython ("loop" scenario).
@@ -113,6 +116,38 @@ def Size(output, uri, **request):
 orthanc.RegisterRestCallback('/bench/ok', Ok)
 orthanc.RegisterRestCallback('/bench/size', Size)
 """
+
+# The imaging route of the "mixed" scenario (numpy, Pillow, pydicom; these cannot load
+# in sub-interpreters): a PNG thumbnail of a stored 512x512 16-bit instance, windowed
+# and halved with numpy, encoded with Pillow; about 15-25 ms a call here.
+THUMBNAIL_SCRIPT = """
+import io
+import numpy
+import orthanc
+import pydicom
+from PIL import Image
+
+def Thumbnail(output, uri, **request):
+    dataset = pydicom.dcmread(io.BytesIO(orthanc.GetDicomForInstance(request['groups'][0])))
+    pixels = dataset.pixel_array.astype(numpy.float32)
+    center, width = float(dataset.WindowCenter), float(dataset.WindowWidth)
+    scaled = numpy.clip((pixels - (center - width / 2)) * (255.0 / width), 0.0, 255.0)
+    rows, columns = scaled.shape
+    small = scaled.reshape(rows // 2, 2, columns // 2, 2).mean(axis=(1, 3))
+    png = io.BytesIO()
+    Image.fromarray(small.astype(numpy.uint8), mode='L').save(png, format='PNG', optimize=True)
+    output.AnswerBuffer(png.getvalue(), 'image/png')
+
+orthanc.RegisterRestCallback('/bench/thumbnail/(.*)', Thumbnail)
+"""
+
+# The existing plugin and ours with 1 interpreter run both routes from one script.
+MIXED_SCRIPT = CPU_SCRIPT + THUMBNAIL_SCRIPT
+MIXED_CONNECTIONS = 2  # each route's, both at once
+MIXED_THUMBNAIL = "mixed: thumbnail route (numpy, Pillow)"
+MIXED_CPU = "mixed: cpu-bound route, at the same time"
+# Issue #14's goal on 2 cores, each route's req/s over the existing plugin's.
+MIXED_GOALS = {MIXED_THUMBNAIL: 0.9, MIXED_CPU: 1.5}
 
 # A storage area doing real CPU work per file: zlib level 9, then SHA-256.
 STORAGE_SCRIPT = """
@@ -241,7 +276,7 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def rotated(configs: list[Configuration], round_: int) -> list[Configuration]:
+def rotated[T](configs: list[T], round_: int) -> list[T]:
     """The configurations in the order of this round: rotated by one each round."""
     shift = round_ % len(configs)
     return configs[shift:] + configs[:shift]
@@ -425,6 +460,21 @@ def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, f
     return float(match.group(1)), _latency_ms(result.stdout, "50"), _latency_ms(result.stdout, "99")
 
 
+def run_wrk_pair(
+    url: str,
+    paths: tuple[str, str],
+    connections: int,
+    seconds: float,
+    answers: list[tuple[float, float, float]],
+) -> tuple[float, float, float]:
+    """Two wrk at once, one per path, `connections` each: appends both results to
+    `answers` (in the order of `paths`) and returns the first."""
+    with ThreadPoolExecutor(2) as pool:
+        loads = [pool.submit(run_wrk, url + path, connections, seconds) for path in paths]
+        answers += [load.result() for load in loads]
+    return answers[0]
+
+
 def get(url: str, timeout: float = 120.0) -> bytes:
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError("requests only ever go to 127.0.0.1")
@@ -573,6 +623,163 @@ def bench_storage(
                     load = partial(upload, server.url + "/instances", batch, count, 300)
                     run = timed_run(round_, server.pid, load)
                     results.add(scenario, "instances/s", count, config.name, run)
+
+
+def thumbnail_source() -> bytes:
+    """A 512x512 CT-like DICOM file of 12-bit pixels (a ramp plus noise), with a window."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    size = 512
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientID = "BENCH-MIXED"
+    ds.Modality = "CT"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.WindowCenter, ds.WindowWidth = 1024, 1600
+    rng = random.Random(14)
+    ds.PixelData = array.array(
+        "H", ((4 * x + 3 * y) % 2048 + rng.randrange(256) for y in range(size) for x in range(size))
+    ).tobytes()
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class MixedSetup:
+    """How one configuration of the "mixed" scenario is started."""
+
+    config: Configuration
+    extra: dict[str, Any]  # configuration options (PythonVirtualEnv, PythonMainScript)
+    environment: dict[str, str]  # of the Orthanc process (PYTHONPATH)
+    main_script: str | None  # text of PythonMainScript, None for none
+
+
+def mixed_setups(configs: list[Configuration], work: Path, results: Results) -> list[MixedSetup]:
+    """existing and ours-1 run both routes from one script in one interpreter; each ours-N
+    (N >= 2) becomes ours-N+main: the CPU route in N sub-interpreters (PythonScript), the
+    thumbnail route in the main interpreter (PythonMainScript). The imaging packages come
+    from .venv-imaging (PythonVirtualEnv) and, for the existing plugin, from PYTHONPATH:
+    the same venv when both plugins run the same CPython (forky), else a venv of the
+    existing plugin's CPython (.venv-imaging-pythonX.Y); without one, existing is left out
+    with a note (the table then has no ratios for this scenario)."""
+    ours_venv = venvs.imaging_venv(CHECKOUT / ".venv-imaging")
+    setups = []
+    for config in configs:
+        if config.name == "existing":
+            existing_python = existing_cpython()
+            try:
+                if (
+                    Path(existing_python).name
+                    == f"python{sys.version_info[0]}.{sys.version_info[1]}"
+                ):
+                    venv = ours_venv
+                else:
+                    venv = venvs.imaging_venv(
+                        CHECKOUT / f".venv-imaging-{Path(existing_python).name}", existing_python
+                    )
+            except (OSError, subprocess.SubprocessError) as failure:
+                results.note(
+                    f"mixed: existing: n/a: no numpy, Pillow and pydicom for {existing_python} "
+                    f"({type(failure).__name__}: {failure})"
+                )
+                continue
+            path = str(venvs.site_packages(venv))
+            setups.append(MixedSetup(config, {}, {"PYTHONPATH": path}, None))
+        elif config.interpreters == 1:
+            setups.append(MixedSetup(config, {"PythonVirtualEnv": str(ours_venv)}, {}, None))
+        else:
+            main = Configuration(f"{config.name}+main", config.plugin, config.interpreters)
+            extra = {
+                "PythonVirtualEnv": str(ours_venv),
+                "PythonMainScript": str(work / main.name / "main_script.py"),
+            }
+            setups.append(MixedSetup(main, extra, {}, THUMBNAIL_SCRIPT))
+    return setups
+
+
+def start_mixed(setup: MixedSetup, folder: Path, dicom: bytes) -> tuple[OrthancProcess, str]:
+    """A started server of `setup` holding `dicom`, and the path of its thumbnail."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if setup.main_script is not None:
+        (folder / "main_script.py").write_text(setup.main_script)
+        script = CPU_SCRIPT
+    else:
+        script = MIXED_SCRIPT
+    server = make_orthanc(
+        folder,
+        script,
+        plugin=setup.config.plugin,
+        interpreters=setup.config.interpreters,
+        extra=setup.extra,
+        verbose=False,
+        environment=setup.environment,
+    )
+    server.start()
+    request = urllib.request.Request(server.url + "/instances", data=dicom, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        instance = json.loads(answer.read())["ID"]
+    return server, f"/bench/thumbnail/{instance}"
+
+
+def bench_mixed(
+    configs: list[Configuration],
+    connections: int,
+    seconds: float,
+    rounds: int,
+    work: Path,
+    results: Results,
+) -> None:
+    """Two wrk at once against each server, `connections` each: the thumbnail route
+    (numpy, Pillow) and the CPU route (pure Python); each route's requests/s."""
+    setups = mixed_setups(configs, work / "mixed", results)
+    dicom = thumbnail_source()
+    servers: dict[str, tuple[OrthancProcess, str]] = {}
+
+    try:
+        for setup in setups:
+            folder = work / "mixed" / setup.config.name
+            servers[setup.config.name] = start_mixed(setup, folder, dicom)
+        for server, thumbnail in servers.values():  # warm-up, both routes at once
+            get(server.url + thumbnail)
+            run_wrk_pair(server.url, (thumbnail, "/bench/cpu"), connections, 1.0, [])
+        for round_ in range(rounds):
+            progress(f"mixed: round {round_ + 1}/{rounds}, {connections}+{connections} connections")
+            for setup in rotated(setups, round_):
+                server, thumbnail = servers[setup.config.name]
+                paths = (thumbnail, "/bench/cpu")
+                answers: list[tuple[float, float, float]] = []
+                load = partial(run_wrk_pair, server.url, paths, connections, seconds, answers)
+                run = timed_run(round_, server.pid, load)
+                results.add(MIXED_THUMBNAIL, "req/s", connections, setup.config.name, run)
+                value, p50, p99 = answers[1] if answers else (None, None, None)
+                cpu = replace(run, value=value, p50_ms=p50, p99_ms=p99)
+                results.add(MIXED_CPU, "req/s", connections, setup.config.name, cpu)
+        for setup in setups:  # which interpreter served what, from the plugin's counters
+            if setup.config.plugin != EXISTING_PLUGIN:
+                server = servers[setup.config.name][0]
+                listed = json.loads(get(server.url + "/python/interpreters"))["Interpreters"]
+                served = ", ".join(
+                    f"{i['Index']}{' (main)' if i['Main'] else ''}: {i['Calls']} calls, "
+                    f"{i['BusySeconds']:.1f} s busy"
+                    for i in listed
+                )
+                results.note(f"mixed: {setup.config.name}'s interpreters: {served}")
+    finally:
+        with ThreadPoolExecutor(max(1, len(servers))) as pool:
+            list(pool.map(lambda item: stop(item[1][0], item[0], results), servers.items()))
 
 
 def rss_mib(pid: int) -> float:
@@ -796,6 +1003,27 @@ def _ratio_cell(ours: Measurement | None, base: Measurement | None) -> str:
     return text
 
 
+def _mixed_goal(results: Results, configs: list[str]) -> list[str]:
+    """The "mixed" rows of each ours-N+main against MIXED_GOALS (median of the paired
+    ratios)."""
+    lines = []
+    for config in (c for c in configs[1:] if c.endswith("+main")):
+        parts = []
+        for row, goal in MIXED_GOALS.items():
+            ours = results.measurements.get((row, MIXED_CONNECTIONS, config))
+            base = results.measurements.get((row, MIXED_CONNECTIONS, configs[0]))
+            ratios = paired_ratios(ours, base) if ours and base else []
+            if ratios:
+                ratio = statistics.median(ratios)
+                verdict = "met" if ratio >= goal else "NOT met"
+                parts.append(f"{row.split(': ')[1]} {ratio:.2f}x (goal >= {goal}x: {verdict})")
+        if parts:
+            lines.append(f"- {config}: " + "; ".join(parts))
+    if not lines:
+        return []
+    return ["", "Mixed scenario against its goal (issue #14, on 2 cores):", "", *lines]
+
+
 def markdown(
     results: Results, env: dict[str, Any], configs: list[str], meta: dict[str, Any]
 ) -> str:
@@ -822,6 +1050,15 @@ def markdown(
         f"other processes used more than {NOISY_CORES} of a core on average (noisy).",
         "",
     ]
+    # A scenario may add configurations of its own (ours-2+main of "mixed"); a column
+    # that no scenario measured is left out (ours-2 when only "mixed" ran), the baseline
+    # never.
+    measured = [
+        m.configuration
+        for m in results.measurements.values()
+        if m.scenario != "pure-Python loop, standalone"
+    ]
+    configs = [c for c in dict.fromkeys([*configs, *measured]) if c == configs[0] or c in measured]
     base_name = configs[0]
     others = configs[1:]
     header = ["scenario", "clients", "unit", *configs, *[f"{o}/{base_name}" for o in others]]
@@ -836,6 +1073,7 @@ def markdown(
         cells += [_ratio_cell(by_config[o], by_config[base_name]) for o in others]
         lines.append("| " + " | ".join(cells) + " |")
 
+    lines += _mixed_goal(results, configs)
     standalone = [
         m for m in results.measurements.values() if m.scenario == "pure-Python loop, standalone"
     ]
@@ -981,6 +1219,9 @@ def main() -> int:
                 ("storage area (zlib 9 + SHA-256)", STORAGE_SCRIPT),
                 ("storage area (pure-Python checksum)", PYTHON_STORAGE_SCRIPT),
             )
+        ],
+        "mixed": [
+            partial(bench_mixed, configs, MIXED_CONNECTIONS, seconds, rounds, results=results)
         ],
         "memory": [
             partial(

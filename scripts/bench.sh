@@ -10,7 +10,7 @@
 #       the same inside the Debian forky root of scripts/forky-root.sh (needs root),
 #       results copied back out to perf/results/forky[-quick]/
 #
-# A full run takes about 15 minutes on 2 cores; run it on a quiet machine.
+# A full run takes about 16 minutes on 2 cores; run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

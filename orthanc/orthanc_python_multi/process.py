@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -37,10 +38,19 @@ class OrthancProcess:
     Only this process is ever signalled or killed, by its own PID.
     """
 
-    def __init__(self, folder: Path, config: dict[str, Any], *, verbose: bool = True) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        config: dict[str, Any],
+        *,
+        verbose: bool = True,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         self.config = config
         self.verbose = verbose
+        # Added to this process's environment for Orthanc (PYTHONPATH for the existing plugin).
+        self.environment = environment or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.return_code: int | None = None
 
@@ -75,6 +85,7 @@ class OrthancProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.folder,
+                env={**os.environ, **self.environment} if self.environment else None,
             )
         if wait:
             self.wait_ready()
@@ -131,6 +142,7 @@ def make_orthanc(
     interpreters: int | str = 1,
     extra: dict[str, Any] | None = None,
     verbose: bool = True,
+    environment: dict[str, str] | None = None,
 ) -> OrthancProcess:
     """An Orthanc (not started) with `plugin`, running `script` (source text), in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,7 +159,7 @@ def make_orthanc(
         name=folder.name,
         extra=extra,
     )
-    return OrthancProcess(folder, config, verbose=verbose)
+    return OrthancProcess(folder, config, verbose=verbose, environment=environment)
 
 
 def wrk_requests(url: str, wanted: int, time_limit: float = 120.0) -> int:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
 
 import pytest
 
+from orthanc_python_multi import venvs
 from orthanc_python_multi.process import free_ports
 
 from .conftest import StartOrthanc
@@ -20,26 +20,13 @@ from .dicom_files import make_dicom
 from .helpers import upload, wait_for_log
 from .orthanc_server import OrthancServer
 
-IMAGING_PACKAGES = ["numpy", "Pillow", "pydicom"]
-
 
 @pytest.fixture(scope="session")
 def imaging_venv() -> Path:
     """A virtual environment of this Python holding pydicom, numpy and Pillow, as in
     an imaging deployment (given to the plugin with PythonVirtualEnv). Made once and
     kept in .venv-imaging: numpy and Pillow must not go into the test .venv."""
-    root = Path(__file__).resolve().parents[2] / ".venv-imaging"
-    done = root / "opm-installed"
-    wanted = " ".join(IMAGING_PACKAGES) + " " + sys.version
-    if not done.exists() or done.read_text() != wanted:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
-        subprocess.run(
-            [str(root / "bin" / "python"), "-m", "pip", "install", "-q", *IMAGING_PACKAGES],
-            check=True,
-            timeout=900,
-        )
-        done.write_text(wanted)
-    return root
+    return venvs.imaging_venv(Path(__file__).resolve().parents[2] / ".venv-imaging")
 
 
 def served_by(server: OrthancServer, path: str, count: int = 20) -> dict[str, int]:
