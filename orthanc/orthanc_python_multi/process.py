@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,14 +20,48 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports free on 127.0.0.1 right now (all bound at once while
-    choosing, so the kernel cannot hand out the same one twice)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+def _server_port_range() -> range:
+    """Ports below the kernel's ephemeral range: an outgoing connection (an HTTP
+    client of the tests, a C-STORE) never takes one of them between a server's
+    stop and its restart on the same port."""
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(10000, low) if low > 11000 else range(0)
+
+
+# Ports this process has handed out: a server made but not started yet has not
+# bound its ports, so a later call must not choose them again.
+_handed_out: set[int] = set()
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports free on 127.0.0.1 right now, never handed out before by this
+    process, taken at random below the ephemeral range (or from the kernel where that
+    range leaves no room)."""
+    candidates = _server_port_range()
+    chooser = random.SystemRandom()
+    sockets: list[socket.socket] = []
+    try:
+        for _attempt in range(1000):
+            if len(sockets) == count:
+                break
+            port = chooser.choice(candidates) if candidates else 0
+            if port in _handed_out:
+                continue
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use
+                sock.close()
+                continue
+            sockets.append(sock)
+        ports = [int(sock.getsockname()[1]) for sock in sockets]
+        if len(set(ports) - _handed_out) < count:
+            raise RuntimeError(f"no {count} free TCP ports on 127.0.0.1")
+        _handed_out.update(ports)
+        return ports
     finally:
         for sock in sockets:
             sock.close()
