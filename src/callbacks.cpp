@@ -31,6 +31,7 @@ void close_registration() {
 
 void reset_registrations() {
     for (callback_list* list : all_lists()) list->reset();
+    reset_rest();
     g_registration_open.store(true);
 }
 
@@ -73,6 +74,7 @@ void callback_list::reset() {
 
 void clear_all_callbacks(size_t index) {
     for (callback_list* list : all_lists()) list->clear(index);
+    finalize_rest(index);
 }
 
 void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char* what) {

@@ -29,7 +29,8 @@ void check_registration_open(const char* function);
 void close_registration();
 
 /// Forgets every registration of a previous run (Orthanc's /tools/reset
-/// initializes the plugin again in the same process) and opens registration.
+/// initializes the plugin again in the same process), REST routes included,
+/// and opens registration.
 void reset_registrations();
 
 /// The callables of one family (one registration function), per interpreter, in
@@ -39,6 +40,9 @@ void reset_registrations();
 ///   a time); afterwards the lists are only read, from any thread, without a lock.
 /// - The callables of interpreter i are called and dropped only with its GIL.
 /// - Every list is cleared by clear_all_callbacks() before its interpreter ends.
+/// - The constructor adds the list to a process-wide registry that nothing
+///   removes it from: only objects of static storage duration (one per family,
+///   at namespace scope) may be callback_lists.
 class callback_list {
 public:
     callback_list();
@@ -76,7 +80,8 @@ private:
     bool registered_ = false;  ///< the C callback is registered with Orthanc
 };
 
-/// Drops the callables of interpreter `index` in every family (its GIL held).
+/// Drops the callables of interpreter `index` in every family, REST routes
+/// included (its GIL held).
 void clear_all_callbacks(size_t index);
 
 /// Copies a bytes-like object (or a str, as UTF-8) into a buffer that Orthanc
@@ -85,7 +90,7 @@ void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char*
 void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const char* what);
 
 /// callback_list::forget in every family, then forget_rest (while the scripts
-/// load, after clear_all_callbacks and finalize_rest of that interpreter).
+/// load, after clear_all_callbacks of that interpreter).
 void forget_all_callbacks(size_t index);
 
 /// What callback_list::pick returns when no interpreter registered.

@@ -10,7 +10,6 @@
 #include "module.h"
 #include "on_change.h"
 #include "py_bytes.h"
-#include "rest.h"
 #include "scripts.h"
 #include "sdk.h"
 
@@ -100,7 +99,6 @@ int32_t initialize(OrthancPluginContext* context) {
     promote_libpython();
     register_orthanc_module();
     reset_registrations();
-    reset_rest();
 
     const python_environment env = find_environment(g_config.virtual_env);
     pool_options options;

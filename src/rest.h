@@ -1,4 +1,6 @@
-// REST routes: RegisterRestCallback, the RestOutput class, dispatch of requests.
+// REST routes (RegisterRestCallback, RegisterChunkedRestCallback): their registry,
+// kept apart from callback_list because each route needs its own C trampoline;
+// callbacks.cpp calls these with the other families'.
 #pragma once
 
 #include <pybind11/pybind11.h>

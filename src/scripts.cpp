@@ -7,7 +7,6 @@
 #include "errors.h"
 #include "interpreter_pool.h"
 #include "py_bytes.h"
-#include "rest.h"
 
 #include "bootstrap_py.h"
 
@@ -113,7 +112,6 @@ void warm_up_main(const plugin_config& config) {
 }
 
 bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadline) {
-    finalize_rest(index);
     clear_all_callbacks(index);
     try {
         const double left =
@@ -146,7 +144,6 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
 }
 
 bool discard_interpreter(size_t index) {
-    finalize_rest(index);
     clear_all_callbacks(index);
     forget_all_callbacks(index);
     try {
