@@ -120,6 +120,10 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
         )
         for entry in data.get("handwritten", [])
     ]
+    for entry in handwritten:
+        # Both are written into generated C++ as identifiers.
+        if not (entry.py_name.isidentifier() and entry.binder.isidentifier()):
+            raise ValueError(f"{path}: not an identifier: {entry.py_name!r} / {entry.binder!r}")
     return Manifest(
         handwritten,
         dict(data.get("unsupported", {})),

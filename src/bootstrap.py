@@ -164,7 +164,11 @@ class ImportGuard(importlib.abc.MetaPathFinder):
         self.refused.setdefault(top, (name, error))
         package = sys.modules.get(top)
         spec = getattr(package, "__spec__", None)
-        if package is not None and not getattr(spec, "_initializing", False):
+        if getattr(package, "__file__", None) is None:
+            # Not loaded, or a namespace package (google): its portions are
+            # separate distributions, and one refusal says nothing of the others.
+            return
+        if not getattr(spec, "_initializing", False):
             # Loaded, but not usable here (Pillow): make it absent. A package still
             # initializing either catches the refusal or fails and is dropped.
             for loaded in [n for n in sys.modules if n == top or n.startswith(top + ".")]:

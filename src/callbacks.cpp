@@ -35,7 +35,17 @@ void reset_registrations() {
     g_registration_open.store(true);
 }
 
-callback_list::callback_list() {
+void check_same_script(const char* function, size_t a, size_t b) {
+    interpreter_pool& pool = interpreter_pool::instance();
+    if (pool.is_main_alongside(a) == pool.is_main_alongside(b)) return;
+    raise_orthanc_exception(
+        OrthancPluginErrorCode_BadSequenceOfCalls,
+        (std::string(function) + ": PythonScript and PythonMainScript cannot both register this "
+                                 "(each call would reach only one of them); keep it in one script")
+            .c_str());
+}
+
+callback_list::callback_list(scripts allowed) : allowed_(allowed) {
     all_lists().push_back(this);
 }
 
@@ -43,6 +53,8 @@ bool callback_list::add(const char* function, py::object callable) {
     check_registration_open(function);
     interpreter_pool& pool = interpreter_pool::instance();
     const size_t index = pool.current_index();
+    if (allowed_ == scripts::either && !interpreters_.empty())
+        check_same_script(function, interpreters_.front(), index);
     if (callables_.size() < pool.size()) callables_.resize(pool.size());
     // After a fall-back to the main interpreter the C callback may already be
     // registered with Orthanc (by a sub-interpreter): never twice.

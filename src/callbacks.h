@@ -45,7 +45,18 @@ void reset_registrations();
 ///   at namespace scope) may be callback_lists.
 class callback_list {
 public:
-    callback_list();
+    /// Which of PythonScript and PythonMainScript (the main interpreter alongside
+    /// the sub-interpreters) may register the family.
+    enum class scripts {
+        /// One of the two only: dispatch picks one interpreter per call, and
+        /// callables of both scripts would each see only part of the calls (or
+        /// Orthanc accepts the family once). The other script's add() raises.
+        either,
+        /// Both; the family calls one interpreter of each script (OnChange).
+        both,
+    };
+
+    explicit callback_list(scripts allowed = scripts::either);
     callback_list(const callback_list&) = delete;
     callback_list& operator=(const callback_list&) = delete;
 
@@ -74,11 +85,16 @@ public:
     void reset();
 
 private:
+    scripts allowed_;
     std::vector<std::vector<py::object>> callables_;
     std::vector<size_t> interpreters_;
     std::atomic<unsigned> next_{0};
     bool registered_ = false;  ///< the C callback is registered with Orthanc
 };
+
+/// Raises unless interpreters `a` and `b` run the same script (both PythonScript,
+/// or the same main interpreter): for families only one script may register.
+void check_same_script(const char* function, size_t a, size_t b);
 
 /// Drops the callables of interpreter `index` in every family, REST routes
 /// included (its GIL held).

@@ -97,4 +97,10 @@ std::string other_libpython() {
     return state.found;
 }
 
+void keep_plugin_loaded() {
+    const fs::path self = plugin_file();
+    if (self.empty() || dlopen(self.c_str(), RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == nullptr)
+        log_warning("Python: cannot keep the plugin loaded after its stop");
+}
+
 }  // namespace opm

@@ -26,4 +26,8 @@ void promote_libpython();
 /// two embedded Pythons abort the process, so the plugin refuses instead.
 std::string other_libpython();
 
+/// Keeps this plugin's library (and libpython with it) loaded until the process
+/// exits, whatever dlclose Orthanc calls: for a runtime left running at stop.
+void keep_plugin_loaded();
+
 }  // namespace opm

@@ -29,7 +29,9 @@ OrthancPluginHttpAuthenticationStatus read_answer(const py::object& answer,
         status = pair[0];
         data = pair[1];
     }
-    if (!PyLong_Check(status.ptr()))
+    // A bool is an int, and False == GRANTED: a callback written like a request
+    // filter (return token == secret) would grant what it meant to refuse.
+    if (!PyLong_Check(status.ptr()) || PyBool_Check(status.ptr()))
         throw py::type_error("the HTTP authentication callback returned " +
                              py::repr(status).cast<std::string>() +
                              " instead of an HttpAuthenticationStatus");

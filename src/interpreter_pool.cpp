@@ -1,5 +1,6 @@
 #include "interpreter_pool.h"
 
+#include "environment.h"
 #include "errors.h"
 #include "sdk.h"
 
@@ -86,6 +87,14 @@ void freeze_before_finalize() {
     Py_XDECREF(frozen);
     Py_XDECREF(gc);
 #endif
+}
+
+/// Logs why the Python runtime stays as it is at stop, and keeps this plugin (and
+/// so libpython) mapped: Orthanc unloads its plugins after Finalize, and a thread
+/// of the script still running would then execute unmapped code.
+void leave_runtime_running(const std::string& why) {
+    log_error(why);
+    keep_plugin_loaded();
 }
 
 }  // namespace
@@ -260,9 +269,10 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
 
     // 1. Callbacks still running would see their callables cleared under them.
     if (!wait_for_zero(active_calls_, deadline)) {
-        log_error("Python: " + std::to_string(active_calls_.load()) +
-                  " callbacks still run at stop; the Python runtime is left running so that "
-                  "Orthanc can exit");
+        leave_runtime_running(
+            "Python: " + std::to_string(active_calls_.load()) +
+            " callbacks still run at stop; the Python runtime is left running so that "
+            "Orthanc can exit");
         return;
     }
 
@@ -279,7 +289,7 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
     sdk_open_.store(false, std::memory_order_seq_cst);
     const auto at_least = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     if (!wait_for_zero(sdk_calls_, std::max(deadline, at_least))) {
-        log_error(
+        leave_runtime_running(
             "Python: threads of the script are still inside calls to Orthanc at stop; "
             "the Python runtime is left running so that Orthanc can exit");
         return;
@@ -311,7 +321,7 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
     if (!all_stopped || abandoned_) {
         // Py_FinalizeEx would wait for the thread forever (and end the leftover
         // sub-interpreters itself, which waits too). Leave the runtime as it is.
-        log_error(
+        leave_runtime_running(
             "Python: some threads of the script did not stop; "
             "the Python runtime is left running so that Orthanc can exit");
         return;

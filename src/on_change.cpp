@@ -15,7 +15,7 @@ namespace opm {
 
 namespace {
 
-callback_list g_callbacks;
+callback_list g_callbacks{callback_list::scripts::both};
 
 struct change {
     OrthancPluginChangeType type;
@@ -87,13 +87,15 @@ private:
 
     static void deliver(const change& item) {
         // ORTHANC_STOPPED reaches every interpreter, so each can stop its own
-        // threads; any other change goes to the first that registered.
+        // threads; any other change goes to the first that registered, and to the
+        // main interpreter too when PythonMainScript registered one alongside.
+        interpreter_pool& pool = interpreter_pool::instance();
         const std::vector<size_t>& registered = g_callbacks.interpreters();
-        const size_t targets = item.type == OrthancPluginChangeType_OrthancStopped
-                                   ? registered.size()
-                                   : std::min<size_t>(1, registered.size());
-        for (size_t k = 0; k < targets; ++k) {
+        for (size_t k = 0; k < registered.size(); ++k) {
             const size_t index = registered[k];
+            if (item.type != OrthancPluginChangeType_OrthancStopped && k > 0 &&
+                !pool.is_main_alongside(index))
+                continue;
             call_in(index, "the OnChange callback", false, [&] {
                 py::str id = decode_text(item.id.c_str());
                 for (const py::object& callback : g_callbacks.of(index)) {

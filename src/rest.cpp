@@ -122,6 +122,8 @@ OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, c
                                      : request->method == OrthancPluginHttpMethod_Get
                                          ? handlers.get
                                          : handlers.remove;
+        // None after a fall-back whose script registered the route differently.
+        if (!callable) throw std::runtime_error("this interpreter has no handler for the method");
         borrowed<OrthancPluginRestOutput> py_output(output);
         callable(py_output.object(), decode_text(url), **request_kwargs(request, true));
         return check_answered(py_output, what);
@@ -148,6 +150,7 @@ OrthancPluginErrorCode create_reader(size_t id, OrthancPluginServerChunkedReques
         const route_handlers& handlers = r.handlers[index];
         const py::object& factory =
             request->method == OrthancPluginHttpMethod_Post ? handlers.post : handlers.put;
+        if (!factory) throw std::runtime_error("this interpreter has no handler for the method");
         py::object created = factory(decode_text(url), **request_kwargs(request, false));
         if (!py::hasattr(created, "AddChunk") || !py::hasattr(created, "Execute"))
             throw py::type_error(
@@ -239,6 +242,8 @@ void add_route(const char* function, const std::string& regex, bool chunked,
                                 (std::string(function) + ": " + regex +
                                  " is already registered by the other REST registration function")
                                     .c_str());
+    if (target != nullptr && !target->interpreters.empty())
+        check_same_script(function, target->interpreters.front(), index);
     if (target != nullptr && chunked && !target->interpreters.empty() &&
         handlers.methods() != target->handlers[target->interpreters.front()].methods())
         raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,

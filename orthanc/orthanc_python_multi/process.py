@@ -47,19 +47,19 @@ def free_ports(count: int) -> list[int]:
         for _attempt in range(1000):
             if len(sockets) == count:
                 break
-            port = chooser.choice(candidates) if candidates else 0
-            if port in _handed_out:
-                continue
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind(("127.0.0.1", chooser.choice(candidates) if candidates else 0))
             except OSError:  # in use
                 sock.close()
                 continue
+            if int(sock.getsockname()[1]) in _handed_out:
+                sock.close()
+                continue
             sockets.append(sock)
-        ports = [int(sock.getsockname()[1]) for sock in sockets]
-        if len(set(ports) - _handed_out) < count:
+        if len(sockets) < count:
             raise RuntimeError(f"no {count} free TCP ports on 127.0.0.1")
+        ports = [int(sock.getsockname()[1]) for sock in sockets]
         _handed_out.update(ports)
         return ports
     finally:

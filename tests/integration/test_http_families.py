@@ -149,6 +149,8 @@ def Authenticate(uri, ip, headers, get):
         raise RuntimeError('authentication backend down')
     if token == 'malformed':
         return 'yes'
+    if token == 'boolean':
+        return False  # a filter's habit: must not read as GRANTED (0)
     if token == 'mallory':
         return orthanc.HttpAuthenticationStatus.FORBIDDEN
     if token is not None:
@@ -214,6 +216,7 @@ def test_http_authentication(orthanc: StartOrthanc, interpreters: int) -> None:
     for token, reason in (
         ("crash", "RuntimeError: authentication backend down"),
         ("malformed", "returned 'yes' instead of an HttpAuthenticationStatus"),
+        ("boolean", "returned False instead of an HttpAuthenticationStatus"),
     ):
         denied = server.get("/private/whoami", headers={"token": token})
         assert denied.status_code not in (200, 307), denied.text

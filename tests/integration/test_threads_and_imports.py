@@ -423,3 +423,51 @@ def test_imaging_example(orthanc: StartOrthanc, imaging_venv: Path) -> None:
     assert served == {0, 1}
     entries = server.get("/python/interpreters").json()["Interpreters"]
     assert [entry["Calls"] for entry in entries if entry["Main"]] == [1]
+
+
+# Both scripts register: OnChange reaches one interpreter of each script; a
+# family dispatched to one interpreter per call (here OnStoredInstance) may be
+# registered by one of the two scripts only, and a REST route likewise.
+BOTH_SCRIPTS_MAIN = """
+import orthanc
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.NEW_INSTANCE:
+        orthanc.LogWarning('main script saw a new instance in %d' % orthanc.GetInterpreterIndex())
+
+orthanc.RegisterOnChangeCallback(OnChange)
+for register in (lambda: orthanc.RegisterOnStoredInstanceCallback(print),
+                 lambda: orthanc.RegisterRestCallback('/shared', print)):
+    try:
+        register()
+    except orthanc.OrthancException as error:
+        orthanc.LogWarning('main script refused: %s' % error)
+"""
+
+BOTH_SCRIPTS_SUB = """
+import orthanc
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.NEW_INSTANCE:
+        orthanc.LogWarning('sub script saw a new instance in %d' % orthanc.GetInterpreterIndex())
+
+orthanc.RegisterOnChangeCallback(OnChange)
+orthanc.RegisterOnStoredInstanceCallback(lambda instance, instance_id: None)
+orthanc.RegisterRestCallback('/shared', lambda output, uri, **r: output.AnswerBuffer('sub', 'text/plain'))
+"""
+
+
+def test_both_scripts_registering_the_same_family(orthanc: StartOrthanc, tmp_path: Path) -> None:
+    main_script = tmp_path / "main_script.py"
+    main_script.write_text(BOTH_SCRIPTS_MAIN)
+    server = orthanc(BOTH_SCRIPTS_SUB, interpreters=2, extra={"PythonMainScript": str(main_script)})
+    refused = wait_for_log(server, "main script refused: ")
+    assert len(refused) == 2, server.log()
+    assert all("PythonScript and PythonMainScript cannot both register this" in r for r in refused)
+    assert any("RegisterOnStoredInstanceCallback" in r for r in refused)
+    assert any("RegisterRestCallback" in r for r in refused)
+    assert server.get("/shared").text == "sub"
+
+    upload(server, make_dicom("BOTH-SCRIPTS"))
+    assert wait_for_log(server, "main script saw a new instance in 2")
+    assert wait_for_log(server, r"sub script saw a new instance in [01]")
