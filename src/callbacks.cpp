@@ -11,8 +11,8 @@ namespace {
 
 std::atomic<bool> g_registration_open{true};
 
-std::vector<callback_list*>& all_lists() {
-    static std::vector<callback_list*> lists;
+std::vector<callback_registrations*>& all_lists() {
+    static std::vector<callback_registrations*> lists;
     return lists;
 }
 
@@ -30,7 +30,7 @@ void close_registration() {
 }
 
 void reset_registrations() {
-    for (callback_list* list : all_lists()) list->reset();
+    for (callback_registrations* list : all_lists()) list->reset();
     reset_rest();
     g_registration_open.store(true);
 }
@@ -45,47 +45,40 @@ void check_same_script(const char* function, size_t a, size_t b) {
             .c_str());
 }
 
-callback_list::callback_list(scripts allowed) : allowed_(allowed) {
+callback_registrations::callback_registrations(family_scripts allowed) : allowed_(allowed) {
     all_lists().push_back(this);
 }
 
-bool callback_list::add(const char* function, py::object callable) {
+size_t callback_registrations::record(const char* function, bool& first) {
     check_registration_open(function);
-    interpreter_pool& pool = interpreter_pool::instance();
-    const size_t index = pool.current_index();
-    if (allowed_ == scripts::either && !interpreters_.empty())
+    const size_t index = interpreter_pool::instance().current_index();
+    if (allowed_ == family_scripts::either && !interpreters_.empty())
         check_same_script(function, interpreters_.front(), index);
-    if (callables_.size() < pool.size()) callables_.resize(pool.size());
     // After a fall-back to the main interpreter the C callback may already be
     // registered with Orthanc (by a sub-interpreter): never twice.
-    const bool first = !registered_;
+    first = !registered_;
     registered_ = true;
-    if (callables_[index].empty()) interpreters_.push_back(index);
-    callables_[index].push_back(std::move(callable));
-    return first;
+    if (std::find(interpreters_.begin(), interpreters_.end(), index) == interpreters_.end())
+        interpreters_.push_back(index);
+    return index;
 }
 
-size_t callback_list::pick() {
+size_t callback_registrations::pick() {
     return interpreters_.empty() ? no_interpreter : least_loaded(interpreters_, next_);
 }
 
-void callback_list::clear(size_t index) {
-    if (index < callables_.size()) callables_[index].clear();
-}
-
-void callback_list::forget(size_t index) {
+void callback_registrations::forget(size_t index) {
     interpreters_.erase(std::remove(interpreters_.begin(), interpreters_.end(), index),
                         interpreters_.end());
 }
 
-void callback_list::reset() {
-    callables_.clear();
+void callback_registrations::reset() {
     interpreters_.clear();
     registered_ = false;
 }
 
 void clear_all_callbacks(size_t index) {
-    for (callback_list* list : all_lists()) list->clear(index);
+    for (callback_registrations* list : all_lists()) list->clear(index);
     finalize_rest(index);
 }
 
@@ -106,7 +99,7 @@ void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const cha
 }
 
 void forget_all_callbacks(size_t index) {
-    for (callback_list* list : all_lists()) list->forget(index);
+    for (callback_registrations* list : all_lists()) list->forget(index);
     forget_rest(index);
 }
 

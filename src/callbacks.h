@@ -33,37 +33,32 @@ void close_registration();
 /// and opens registration.
 void reset_registrations();
 
-/// The callables of one family (one registration function), per interpreter, in
-/// registration order; several registrations are called in that order.
+/// Which of PythonScript and PythonMainScript (the main interpreter alongside
+/// the sub-interpreters) may register a family.
+enum class family_scripts {
+    /// One of the two only: dispatch picks one interpreter per call, and the
+    /// callables of both scripts would each see only part of the calls (or
+    /// Orthanc accepts the family once). The other script's add() raises.
+    either,
+    /// Both; the family calls one interpreter of each script (OnChange).
+    both,
+};
+
+/// The registrations of one family (one registration function), per
+/// interpreter, in registration order; several registrations are called in that
+/// order. What each registration holds is callback_list_of's Entry.
 ///
 /// - add() runs while the scripts load (Orthanc's main thread, one interpreter at
 ///   a time); afterwards the lists are only read, from any thread, without a lock.
-/// - The callables of interpreter i are called and dropped only with its GIL.
+/// - The entries of interpreter i are called and dropped only with its GIL.
 /// - Every list is cleared by clear_all_callbacks() before its interpreter ends.
 /// - The constructor adds the list to a process-wide registry that nothing
 ///   removes it from: only objects of static storage duration (one per family,
-///   at namespace scope) may be callback_lists.
-class callback_list {
+///   at namespace scope) may be callback lists.
+class callback_registrations {
 public:
-    /// Which of PythonScript and PythonMainScript (the main interpreter alongside
-    /// the sub-interpreters) may register the family.
-    enum class scripts {
-        /// One of the two only: dispatch picks one interpreter per call, and
-        /// callables of both scripts would each see only part of the calls (or
-        /// Orthanc accepts the family once). The other script's add() raises.
-        either,
-        /// Both; the family calls one interpreter of each script (OnChange).
-        both,
-    };
-
-    explicit callback_list(scripts allowed = scripts::either);
-    callback_list(const callback_list&) = delete;
-    callback_list& operator=(const callback_list&) = delete;
-
-    /// Adds a callable of the current interpreter, for the Python registration
-    /// function `function` (raises once the scripts have loaded); returns true for
-    /// the very first registration of the family: register the C callback then.
-    bool add(const char* function, py::object callable);
+    callback_registrations(const callback_registrations&) = delete;
+    callback_registrations& operator=(const callback_registrations&) = delete;
 
     bool empty() const { return interpreters_.empty(); }
     /// The interpreters that registered, in order of their first registration.
@@ -72,25 +67,68 @@ public:
     /// no_interpreter when none did (a script that registered in a sub-interpreter
     /// but not in the main one it fell back to): call_in then fails the call.
     size_t pick();
-    const std::vector<py::object>& of(size_t index) const { return callables_[index]; }
-    /// Whether interpreter `index` registered at least one callable.
-    bool registered_in(size_t index) const {
-        return index < callables_.size() && !callables_[index].empty();
-    }
-    void clear(size_t index);
-    /// Forgets that interpreter `index` registered (its callables already cleared;
+    /// Drops the entries of interpreter `index` (its GIL held).
+    virtual void clear(size_t index) = 0;
+    /// Forgets that interpreter `index` registered (its entries already cleared;
     /// while the scripts load only). The C callback stays registered with Orthanc.
     void forget(size_t index);
-    /// Forgets the registrations (their callables must already be cleared).
-    void reset();
+    /// Forgets the registrations (their entries must already be cleared).
+    virtual void reset();
+
+protected:
+    explicit callback_registrations(family_scripts allowed);
+    ~callback_registrations() = default;
+
+    /// Checks and records a registration of the current interpreter for the
+    /// Python function `function` (raises once the scripts have loaded, or for the
+    /// other script); `first` is true for the family's very first registration
+    /// (register the C callback then). Returns the interpreter's index.
+    size_t record(const char* function, bool& first);
 
 private:
-    scripts allowed_;
-    std::vector<std::vector<py::object>> callables_;
+    family_scripts allowed_;
     std::vector<size_t> interpreters_;
     std::atomic<unsigned> next_{0};
     bool registered_ = false;  ///< the C callback is registered with Orthanc
 };
+
+/// A family's registrations holding an Entry each: a callable, or a struct of
+/// the callables of one registration (py::object members).
+template <typename Entry>
+class callback_list_of final : public callback_registrations {
+public:
+    explicit callback_list_of(family_scripts allowed = family_scripts::either)
+        : callback_registrations(allowed) {}
+
+    /// Adds an entry of the current interpreter (see record()); returns true for
+    /// the family's first registration: register the C callback then.
+    bool add(const char* function, Entry entry) {
+        bool first = false;
+        const size_t index = record(function, first);
+        const size_t size = interpreter_pool::instance().size();
+        if (entries_.size() < size) entries_.resize(size);
+        entries_[index].push_back(std::move(entry));
+        return first;
+    }
+    const std::vector<Entry>& of(size_t index) const { return entries_[index]; }
+    /// Whether interpreter `index` registered at least one entry.
+    bool registered_in(size_t index) const {
+        return index < entries_.size() && !entries_[index].empty();
+    }
+    void clear(size_t index) override {
+        if (index < entries_.size()) entries_[index].clear();
+    }
+    void reset() override {
+        entries_.clear();
+        callback_registrations::reset();
+    }
+
+private:
+    std::vector<std::vector<Entry>> entries_;
+};
+
+/// The usual family: one callable per registration.
+using callback_list = callback_list_of<py::object>;
 
 /// Raises unless interpreters `a` and `b` run the same script (both PythonScript,
 /// or the same main interpreter): for families only one script may register.

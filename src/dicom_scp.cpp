@@ -12,9 +12,13 @@ namespace {
 
 callback_list g_find;
 callback_list g_worklist;
-/// One entry per interpreter: (create, getMoveSize, applyMove, freeMove); for
-/// RegisterMoveCallback, create is the callback and the others are None.
-callback_list g_move;
+/// A C-MOVE driver's callables; for RegisterMoveCallback, create is the
+/// callback and the others are None.
+struct move_callbacks {
+    py::object create, get_move_size, apply_move, free_move;
+};
+
+callback_list_of<move_callbacks> g_move;
 
 OrthancPluginErrorCode on_find(OrthancPluginFindAnswers* answers,
                                const OrthancPluginFindQuery* query, const char* issuer_aet,
@@ -75,8 +79,8 @@ py::dict move_request(OrthancPluginResourceType level, const char* patient_id,
 /// created it, where every later step of this move runs (pinned).
 struct move_driver {
     size_t index;
-    py::object callbacks;  ///< the (create, size, apply, free) tuple of that interpreter
-    py::object driver;     ///< what create returned (None for RegisterMoveCallback)
+    move_callbacks callbacks;  ///< those of that interpreter
+    py::object driver;         ///< what create returned (None for RegisterMoveCallback)
 };
 
 void* on_move(OrthancPluginResourceType level, const char* patient_id, const char* accession_number,
@@ -89,8 +93,8 @@ void* on_move(OrthancPluginResourceType level, const char* patient_id, const cha
                                        sop_uid, target_aet, originator_id);
         kwargs["OriginatorAET"] = decode_text(originator_aet);
         kwargs["SourceAET"] = decode_text(source_aet);
-        py::object callbacks = g_move.of(index).back();
-        py::object driver = callbacks[py::int_(0)](**kwargs);
+        const move_callbacks& callbacks = g_move.of(index).back();
+        py::object driver = callbacks.create(**kwargs);
         return new move_driver{index, callbacks, driver};
     });
 }
@@ -98,7 +102,7 @@ void* on_move(OrthancPluginResourceType level, const char* patient_id, const cha
 uint32_t on_move_size(void* raw) {
     auto* move = static_cast<move_driver*>(raw);
     return call_in(move->index, "the C-MOVE getMoveSize callback", uint32_t{0}, [&] {
-        py::object size = move->callbacks[py::int_(1)];
+        const py::object& size = move->callbacks.get_move_size;
         return size.is_none() ? uint32_t{1} : size(move->driver).cast<uint32_t>();
     });
 }
@@ -107,7 +111,7 @@ OrthancPluginErrorCode on_move_apply(void* raw) {
     auto* move = static_cast<move_driver*>(raw);
     return call_in(move->index, "the C-MOVE applyMove callback", OrthancPluginErrorCode_Plugin,
                    [&] {
-                       py::object apply = move->callbacks[py::int_(2)];
+                       const py::object& apply = move->callbacks.apply_move;
                        if (!apply.is_none()) apply(move->driver);
                        return OrthancPluginErrorCode_Success;
                    });
@@ -116,15 +120,21 @@ OrthancPluginErrorCode on_move_apply(void* raw) {
 void on_move_free(void* raw) {
     std::unique_ptr<move_driver> move(static_cast<move_driver*>(raw));
     call_in(move->index, "the C-MOVE freeMove callback", false, [&] {
-        py::object release = move->callbacks[py::int_(3)];
+        const py::object& release = move->callbacks.free_move;
         if (!release.is_none()) release(move->driver);
         return true;
     });
-    drop_in(move->index, "the C-MOVE driver", move->callbacks, move->driver);
+    move_callbacks& callbacks = move->callbacks;
+    drop_in(move->index, "the C-MOVE driver", callbacks.create, callbacks.get_move_size,
+            callbacks.apply_move, callbacks.free_move, move->driver);
 }
 
-/// One entry per interpreter: (factory, lookup).
-callback_list g_commitment;
+/// What RegisterStorageCommitmentScpCallback(2) got.
+struct commitment_callbacks {
+    py::object factory, lookup;
+};
+
+callback_list_of<commitment_callbacks> g_commitment;
 
 /// A storage commitment request in progress, pinned to the interpreter whose
 /// factory created its Python handler.
@@ -147,12 +157,12 @@ OrthancPluginErrorCode on_commitment_factory(void** handler, const char* job_id,
                                              const char* remote_aet, const char* called_aet) {
     const size_t index = g_commitment.pick();
     return call_in(index, "the storage commitment factory", OrthancPluginErrorCode_Plugin, [&] {
-        py::object callbacks = g_commitment.of(index).back();
-        py::object data = callbacks[py::int_(0)](decode_text(job_id), decode_text(transaction_uid),
-                                                 string_list(sop_class_uids, count),
-                                                 string_list(sop_instance_uids, count),
-                                                 decode_text(remote_aet), decode_text(called_aet));
-        *handler = new commitment_handler{index, callbacks[py::int_(1)], data};
+        const commitment_callbacks& callbacks = g_commitment.of(index).back();
+        py::object data = callbacks.factory(decode_text(job_id), decode_text(transaction_uid),
+                                            string_list(sop_class_uids, count),
+                                            string_list(sop_instance_uids, count),
+                                            decode_text(remote_aet), decode_text(called_aet));
+        *handler = new commitment_handler{index, callbacks.lookup, data};
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -177,7 +187,7 @@ OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailur
                    });
 }
 
-void add_move(const char* function, py::object callbacks) {
+void add_move(const char* function, move_callbacks callbacks) {
     if (g_move.add(function, std::move(callbacks)))
         check_sdk(OrthancPluginRegisterMoveCallback(context(), on_move, on_move_size, on_move_apply,
                                                     on_move_free));
@@ -190,8 +200,8 @@ void add_move(const char* function, py::object callbacks) {
 
 callback_list g_find2;
 callback_list g_worklist2;
-callback_list g_move3;        ///< (create, getMoveSize, applyMove, freeMove) per interpreter
-callback_list g_commitment2;  ///< (factory, lookup) per interpreter
+callback_list_of<move_callbacks> g_move3;  ///< create takes the DicomConnection first
+callback_list_of<commitment_callbacks> g_commitment2;
 
 OrthancPluginErrorCode on_find2(OrthancPluginFindAnswers* answers,
                                 const OrthancPluginFindQuery* query,
@@ -230,8 +240,8 @@ void* on_move3(OrthancPluginResourceType level, const char* patient_id,
         py::dict kwargs = move_request(level, patient_id, accession_number, study_uid, series_uid,
                                        sop_uid, target_aet, originator_id);
         borrowed<OrthancPluginDicomConnection> py_connection(connection);
-        py::object callbacks = g_move3.of(index).back();
-        py::object driver = callbacks[py::int_(0)](py_connection.object(), **kwargs);
+        const move_callbacks& callbacks = g_move3.of(index).back();
+        py::object driver = callbacks.create(py_connection.object(), **kwargs);
         return new move_driver{index, callbacks, driver};
     });
 }
@@ -244,11 +254,11 @@ OrthancPluginErrorCode on_commitment_factory2(void** handler, const char* job_id
     const size_t index = g_commitment2.pick();
     return call_in(index, "the storage commitment factory", OrthancPluginErrorCode_Plugin, [&] {
         borrowed<OrthancPluginDicomConnection> py_connection(connection);
-        py::object callbacks = g_commitment2.of(index).back();
-        py::object data = callbacks[py::int_(0)](
+        const commitment_callbacks& callbacks = g_commitment2.of(index).back();
+        py::object data = callbacks.factory(
             decode_text(job_id), decode_text(transaction_uid), string_list(sop_class_uids, count),
             string_list(sop_instance_uids, count), py_connection.object());
-        *handler = new commitment_handler{index, callbacks[py::int_(1)], data};
+        *handler = new commitment_handler{index, callbacks.lookup, data};
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -272,7 +282,7 @@ void bind_register_move_callback(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
         [name = text.name](py::function callback) {
-            add_move(name, py::make_tuple(callback, py::none(), py::none(), py::none()));
+            add_move(name, {callback, py::none(), py::none(), py::none()});
         },
         py::arg("callback"), text.doc);
 }
@@ -282,7 +292,7 @@ void bind_register_move_callback2(py::module_& m, const binding_text& text) {
         text.name,
         [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
                            py::function free_move) {
-            add_move(name, py::make_tuple(create, get_move_size, apply_move, free_move));
+            add_move(name, {create, get_move_size, apply_move, free_move});
         },
         py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
         text.doc);
@@ -292,7 +302,7 @@ void bind_register_storage_commitment_scp_callback(py::module_& m, const binding
     m.def(
         text.name,
         [name = text.name](py::function factory, py::function lookup) {
-            if (g_commitment.add(name, py::make_tuple(factory, lookup)))
+            if (g_commitment.add(name, {factory, lookup}))
                 check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback(
                     context(), on_commitment_factory, on_commitment_destructor,
                     on_commitment_lookup));
@@ -318,7 +328,7 @@ void bind_register_move_callback3(py::module_& m, const binding_text& text) {
         text.name,
         [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
                            py::function free_move) {
-            if (g_move3.add(name, py::make_tuple(create, get_move_size, apply_move, free_move)))
+            if (g_move3.add(name, {create, get_move_size, apply_move, free_move}))
                 check_sdk(OrthancPluginRegisterMoveCallback2(context(), on_move3, on_move_size,
                                                              on_move_apply, on_move_free));
         },
@@ -330,7 +340,7 @@ void bind_register_storage_commitment_scp_callback2(py::module_& m, const bindin
     m.def(
         text.name,
         [name = text.name](py::function factory, py::function lookup) {
-            if (g_commitment2.add(name, py::make_tuple(factory, lookup)))
+            if (g_commitment2.add(name, {factory, lookup}))
                 check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback2(
                     context(), on_commitment_factory2, on_commitment_destructor,
                     on_commitment_lookup));

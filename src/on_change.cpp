@@ -15,7 +15,7 @@ namespace opm {
 
 namespace {
 
-callback_list g_callbacks{callback_list::scripts::both};
+callback_list g_callbacks{family_scripts::both};
 
 struct change {
     OrthancPluginChangeType type;

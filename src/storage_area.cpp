@@ -12,10 +12,15 @@ namespace opm {
 
 namespace {
 
-/// One entry per interpreter: (create, read, remove, readRange or None).
-callback_list g_storage;
+/// What RegisterStorageArea got (the last registration of an interpreter counts).
+struct storage_callbacks {
+    py::object create, read, remove;
+    py::object read_range;  ///< None: ranges are cut out of read()
+};
 
-py::object callbacks_of(size_t index) {
+callback_list_of<storage_callbacks> g_storage;
+
+const storage_callbacks& callbacks_of(size_t index) {
     return g_storage.of(index).back();
 }
 
@@ -23,7 +28,7 @@ OrthancPluginErrorCode storage_create(const char* uuid, const void* content, int
                                       OrthancPluginContentType type) {
     const size_t index = g_storage.pick();
     return call_in(index, "the storage area create callback", OrthancPluginErrorCode_Plugin, [&] {
-        callbacks_of(index)[py::int_(0)](
+        callbacks_of(index).create(
             decode_text(uuid), static_cast<int>(type),
             py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)));
         return OrthancPluginErrorCode_Success;
@@ -34,8 +39,7 @@ OrthancPluginErrorCode storage_read_whole(OrthancPluginMemoryBuffer64* target, c
                                           OrthancPluginContentType type) {
     const size_t index = g_storage.pick();
     return call_in(index, "the storage area read callback", OrthancPluginErrorCode_Plugin, [&] {
-        py::object answer =
-            callbacks_of(index)[py::int_(1)](decode_text(uuid), static_cast<int>(type));
+        py::object answer = callbacks_of(index).read(decode_text(uuid), static_cast<int>(type));
         fill_buffer(target, answer, "the answer of the storage area read callback");
         return OrthancPluginErrorCode_Success;
     });
@@ -48,12 +52,12 @@ OrthancPluginErrorCode storage_read_range(OrthancPluginMemoryBuffer64* target, c
     const size_t index = g_storage.pick();
     return call_in(
         index, "the storage area read-range callback", OrthancPluginErrorCode_Plugin, [&] {
-            py::object callbacks = callbacks_of(index);
-            py::object range = callbacks[py::int_(3)];
+            const storage_callbacks& callbacks = callbacks_of(index);
+            const py::object& range = callbacks.read_range;
             py::object answer;
             uint64_t offset = start;
             if (range.is_none()) {
-                answer = callbacks[py::int_(1)](decode_text(uuid), static_cast<int>(type));
+                answer = callbacks.read(decode_text(uuid), static_cast<int>(type));
             } else {
                 answer = range(decode_text(uuid), static_cast<int>(type), start, target->size);
                 offset = 0;
@@ -70,7 +74,7 @@ OrthancPluginErrorCode storage_read_range(OrthancPluginMemoryBuffer64* target, c
 OrthancPluginErrorCode storage_remove(const char* uuid, OrthancPluginContentType type) {
     const size_t index = g_storage.pick();
     return call_in(index, "the storage area remove callback", OrthancPluginErrorCode_Plugin, [&] {
-        callbacks_of(index)[py::int_(2)](decode_text(uuid), static_cast<int>(type));
+        callbacks_of(index).remove(decode_text(uuid), static_cast<int>(type));
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -81,10 +85,14 @@ OrthancPluginErrorCode storage_remove(const char* uuid, OrthancPluginContentType
 // callback returns an Orthanc error code, create with the custom data that Orthanc
 // keeps with the attachment and hands back to readRange and remove.
 
-/// One entry per interpreter: (create, readRange, remove).
-callback_list g_storage3;
+/// What RegisterStorageArea3 got (the last registration of an interpreter counts).
+struct storage3_callbacks {
+    py::object create, read_range, remove;
+};
 
-py::object callbacks3_of(size_t index) {
+callback_list_of<storage3_callbacks> g_storage3;
+
+const storage3_callbacks& callbacks3_of(size_t index) {
     return g_storage3.of(index).back();
 }
 
@@ -108,7 +116,7 @@ OrthancPluginErrorCode storage_create3(OrthancPluginMemoryBuffer* custom_data, c
     const char* what = "the storage area create callback";
     return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
         borrowed<OrthancPluginDicomInstance> py_instance(instance);
-        py::object answer = callbacks3_of(index)[py::int_(0)](
+        py::object answer = callbacks3_of(index).create(
             decode_text(uuid), static_cast<int>(type), static_cast<int>(compression),
             py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)),
             instance != nullptr ? py_instance.object() : py::none());
@@ -128,8 +136,8 @@ OrthancPluginErrorCode storage_read_range3(OrthancPluginMemoryBuffer64* target, 
     const char* what = "the storage area read-range callback";
     return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
         py::object answer =
-            callbacks3_of(index)[py::int_(1)](decode_text(uuid), static_cast<int>(type), start,
-                                              target->size, custom_bytes(custom_data, custom_size));
+            callbacks3_of(index).read_range(decode_text(uuid), static_cast<int>(type), start,
+                                            target->size, custom_bytes(custom_data, custom_size));
         py::tuple result = answer.cast<py::tuple>();
         if (result.size() != 2) throw py::type_error("readRange must return (errorCode, data)");
         const OrthancPluginErrorCode code = returned_code(result[0], "readRange");
@@ -148,10 +156,9 @@ OrthancPluginErrorCode storage_remove3(const char* uuid, OrthancPluginContentTyp
     const size_t index = g_storage3.pick();
     const char* what = "the storage area remove callback";
     return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        return returned_code(
-            callbacks3_of(index)[py::int_(2)](decode_text(uuid), static_cast<int>(type),
-                                              custom_bytes(custom_data, custom_size)),
-            "remove");
+        return returned_code(callbacks3_of(index).remove(decode_text(uuid), static_cast<int>(type),
+                                                         custom_bytes(custom_data, custom_size)),
+                             "remove");
     });
 }
 
@@ -166,7 +173,7 @@ void bind_register_storage_area(py::module_& m, const binding_text& text) {
                            py::object read_range) {
             if (!read_range.is_none() && !PyCallable_Check(read_range.ptr()))
                 throw py::type_error("readRange must be callable or None");
-            if (g_storage.add(name, py::make_tuple(create, read, remove, read_range)))
+            if (g_storage.add(name, {create, read, remove, read_range}))
                 OrthancPluginRegisterStorageArea2(context(), storage_create, storage_read_whole,
                                                   storage_read_range, storage_remove);
         },
@@ -180,7 +187,7 @@ void bind_register_storage_area3(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
         [name = text.name](py::function create, py::function read_range, py::function remove) {
-            if (g_storage3.add(name, py::make_tuple(create, read_range, remove)))
+            if (g_storage3.add(name, {create, read_range, remove}))
                 OrthancPluginRegisterStorageArea3(context(), storage_create3, storage_read_range3,
                                                   storage_remove3);
         },
