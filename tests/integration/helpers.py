@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .conftest import StartOrthanc
 from .orthanc_server import OrthancServer
 
 
@@ -145,3 +146,17 @@ orthanc.RegisterRestCallback('/outer', Outer)
 orthanc.RegisterRestCallback('/post', Post)
 orthanc.RegisterRestCallback('/echo', Echo)
 """
+
+
+def check_needs_newer_orthanc(
+    orthanc: StartOrthanc, interpreters: int, statement: str, version: str
+) -> None:
+    """On a plugin built with an older SDK, `statement` (a call of orthanc.X) raises
+    an AttributeError that names the function and the Orthanc version that has it."""
+    name = statement.split("(", 1)[0]
+    server = orthanc(
+        f"import orthanc\ntry:\n    {statement}\nexcept AttributeError as error:\n"
+        "    orthanc.LogWarning('error: %s' % error)\n",
+        interpreters=interpreters,
+    )
+    assert f"error: {name} needs Orthanc {version} or newer" in server.log()

@@ -19,7 +19,7 @@ import requests
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .helpers import installed_sdk, wait_for_log
+from .helpers import check_needs_newer_orthanc, installed_sdk, wait_for_log
 
 CHUNKED = """
 import hashlib
@@ -173,16 +173,8 @@ except orthanc.OrthancException as error:
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_http_authentication(orthanc: StartOrthanc, interpreters: int) -> None:
     if installed_sdk() < (1, 12, 9):
-        server = orthanc(
-            "import orthanc\n"
-            "try:\n"
-            "    orthanc.RegisterHttpAuthentication(print)\n"
-            "except AttributeError as error:\n"
-            "    orthanc.LogWarning('error: %s' % error)\n",
-            interpreters=interpreters,
-        )
-        assert "error: orthanc.RegisterHttpAuthentication needs Orthanc 1.12.9 or newer" in (
-            server.log()
+        check_needs_newer_orthanc(
+            orthanc, interpreters, "orthanc.RegisterHttpAuthentication(print)", "1.12.9"
         )
         return
 
@@ -269,15 +261,9 @@ orthanc.RegisterRestCallback('/adopt', Adopt)
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_adopt_dicom_instance(orthanc: StartOrthanc, interpreters: int, tmp_path: Path) -> None:
     if installed_sdk() < (1, 12, 8):
-        server = orthanc(
-            "import orthanc\n"
-            "try:\n"
-            "    orthanc.AdoptDicomInstance(b'', b'')\n"
-            "except AttributeError as error:\n"
-            "    orthanc.LogWarning('error: %s' % error)\n",
-            interpreters=interpreters,
+        check_needs_newer_orthanc(
+            orthanc, interpreters, "orthanc.AdoptDicomInstance(b'', b'')", "1.12.8"
         )
-        assert "error: orthanc.AdoptDicomInstance needs Orthanc 1.12.8 or newer" in server.log()
         return
 
     server = orthanc(ADOPT, interpreters=interpreters, extra={"MaximumStorageCacheSize": 0})

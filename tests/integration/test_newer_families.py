@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .helpers import installed_sdk, wait_for_log
+from .helpers import check_needs_newer_orthanc, installed_sdk, wait_for_log
 
 STORAGE3 = """
 import os
@@ -49,15 +49,9 @@ orthanc.RegisterStorageArea3(Create, ReadRange, Remove)
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_storage_area3_keeps_custom_data(orthanc: StartOrthanc, interpreters: int) -> None:
     if installed_sdk() < (1, 12, 8):
-        server = orthanc(
-            "import orthanc\n"
-            "try:\n"
-            "    orthanc.RegisterStorageArea3(print, print, print)\n"
-            "except AttributeError as error:\n"
-            "    orthanc.LogWarning('error: %s' % error)\n",
-            interpreters=interpreters,
+        check_needs_newer_orthanc(
+            orthanc, interpreters, "orthanc.RegisterStorageArea3(print, print, print)", "1.12.8"
         )
-        assert "error: orthanc.RegisterStorageArea3 needs Orthanc 1.12.8 or newer" in server.log()
         return
 
     # No storage cache: every read of the file reaches readRange.
@@ -101,16 +95,8 @@ orthanc.RegisterRestCallback('/emit', Emit)
 @pytest.mark.parametrize("interpreters", [1, 2])
 def test_audit_logs_reach_the_python_handler(orthanc: StartOrthanc, interpreters: int) -> None:
     if installed_sdk() < (1, 12, 9):
-        server = orthanc(
-            "import orthanc\n"
-            "try:\n"
-            "    orthanc.RegisterAuditLogHandler(print)\n"
-            "except AttributeError as error:\n"
-            "    orthanc.LogWarning('error: %s' % error)\n",
-            interpreters=interpreters,
-        )
-        assert (
-            "error: orthanc.RegisterAuditLogHandler needs Orthanc 1.12.9 or newer" in server.log()
+        check_needs_newer_orthanc(
+            orthanc, interpreters, "orthanc.RegisterAuditLogHandler(print)", "1.12.9"
         )
         return
 
