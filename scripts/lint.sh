@@ -6,4 +6,4 @@ python_sources=(generator orthanc tests perf src/bootstrap.py src/embed_file.py)
 .venv/bin/ruff check "${python_sources[@]}" examples
 .venv/bin/ruff format --check "${python_sources[@]}"
 .venv/bin/mypy generator orthanc/orthanc_python_multi
-.venv/bin/clang-format --dry-run --Werror src/*.cpp src/*.h
+.venv/bin/clang-format --dry-run --Werror src/*.cpp src/*.h tests/embed/*.cpp
