@@ -151,4 +151,16 @@ void stop_on_change(std::chrono::steady_clock::time_point deadline) {
     g_started = false;
 }
 
+void notify_stopped(size_t index) {
+    if (!g_callbacks.registered_in(index)) return;
+    for (const py::object& callback : g_callbacks.of(index)) {
+        try {
+            callback(static_cast<int>(OrthancPluginChangeType_OrthancStopped),
+                     static_cast<int>(OrthancPluginResourceType_None), py::str(""));
+        } catch (const py::error_already_set& error) {
+            report_callback_error("the OnChange callback", error);
+        }
+    }
+}
+
 }  // namespace opm

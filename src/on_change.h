@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 
 namespace opm {
 
@@ -12,5 +13,10 @@ void start_on_change();
 /// ORTHANC_STOPPED, always delivered) and stops the thread. Call before the
 /// interpreters stop; no GIL held.
 void stop_on_change(std::chrono::steady_clock::time_point deadline);
+
+/// Calls the OnChange callbacks of interpreter `index` with ORTHANC_STOPPED, now,
+/// with its GIL held: for a sub-interpreter given up at start-up (a fall-back to
+/// the main interpreter), so that the threads its script started can stop.
+void notify_stopped(size_t index);
 
 }  // namespace opm

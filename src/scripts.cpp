@@ -6,6 +6,7 @@
 #include "callbacks.h"
 #include "errors.h"
 #include "interpreter_pool.h"
+#include "on_change.h"
 #include "py_bytes.h"
 
 #include "bootstrap_py.h"
@@ -144,6 +145,7 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
 }
 
 bool discard_interpreter(size_t index) {
+    notify_stopped(index);  // its threads stop as they would at Orthanc's stop
     clear_all_callbacks(index);
     forget_all_callbacks(index);
     try {

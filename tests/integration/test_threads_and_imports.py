@@ -471,3 +471,41 @@ def test_both_scripts_registering_the_same_family(orthanc: StartOrthanc, tmp_pat
     upload(server, make_dicom("BOTH-SCRIPTS"))
     assert wait_for_log(server, "main script saw a new instance in 2")
     assert wait_for_log(server, r"sub script saw a new instance in [01]")
+
+
+# A thread started before the import that fails: the sub-interpreter given up
+# gets ORTHANC_STOPPED, so its copy of the thread stops instead of running on.
+POLLER_THEN_NUMPY = """
+import threading
+import orthanc
+
+stop = threading.Event()
+
+def Poll():
+    while not stop.wait(0.05):
+        pass
+    orthanc.LogWarning('poller of interpreter %d stopped' % orthanc.GetInterpreterIndex())
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        stop.set()
+
+threading.Thread(target=Poll, name='poller').start()
+orthanc.RegisterOnChangeCallback(OnChange)
+
+import numpy
+"""
+
+
+def test_fall_back_stops_the_threads_of_the_sub_interpreter(
+    orthanc: StartOrthanc, imaging_venv: Path
+) -> None:
+    server = orthanc(
+        POLLER_THEN_NUMPY, interpreters=2, extra={"PythonVirtualEnv": str(imaging_venv)}
+    )
+    # The sub-interpreter's poller stopped during the fall-back, before the start.
+    assert len(wait_for_log(server, "poller of interpreter 0 stopped")) == 1, server.log()
+    assert server.stop() == 0
+    log = server.log()
+    assert len([x for x in log.splitlines() if "poller of interpreter 0 stopped" in x]) == 2
+    assert "left running" not in log and "still run" not in log
