@@ -135,13 +135,33 @@ class OrthancProcess:
                 )
             try:
                 with urllib.request.urlopen(self.url + "/system", timeout=2):
-                    return
+                    pass
             except urllib.error.HTTPError:
-                return  # it answers (401 when authentication is on): it is up
+                pass  # it answers (401 when authentication is on): it is up
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
+                time.sleep(0.05)
+                continue
+            self._wait_for_signal_handler(deadline)
+            return
         raise RuntimeError(f"Orthanc did not answer within {timeout} s:\n{self.log()}")
+
+    def _wait_for_signal_handler(self, deadline: float) -> None:
+        """Orthanc answers HTTP (and sends ORTHANC_STARTED) a moment before it
+        installs its SIGTERM handler: a SIGTERM in between kills it (exit -15)
+        instead of stopping it. Waits until the process catches SIGTERM."""
+        status = Path(f"/proc/{self.pid}/status")
+        while time.monotonic() < deadline:
+            try:
+                caught = next(
+                    int(line.split()[1], 16)
+                    for line in status.read_text().splitlines()
+                    if line.startswith("SigCgt:")
+                )
+            except (OSError, StopIteration, ValueError):
+                return  # no procfs here, or the process is gone: nothing to wait for
+            if caught & (1 << (signal.SIGTERM - 1)):
+                return
+            time.sleep(0.02)
 
     def wait_exit(self, timeout: float = START_TIMEOUT_S) -> int:
         """For a server expected to stop by itself (a failed start)."""
