@@ -340,16 +340,23 @@ def png_gray_pixels(data: bytes) -> tuple[int, int, list[list[int]]]:
     return width, height, rows
 
 
+def start_with_main_script(
+    orthanc: StartOrthanc, imaging_venv: Path, tmp_path: Path, interpreters: int
+) -> OrthancServer:
+    """PURE_PYTHON_SCRIPT as PythonScript, THUMBNAIL_MAIN_SCRIPT as PythonMainScript."""
+    main_script = tmp_path / "imaging_main.py"
+    main_script.write_text(THUMBNAIL_MAIN_SCRIPT)
+    return orthanc(
+        PURE_PYTHON_SCRIPT,
+        interpreters=interpreters,
+        extra={"PythonVirtualEnv": str(imaging_venv), "PythonMainScript": str(main_script)},
+    )
+
+
 def test_main_script_alongside_sub_interpreters(
     orthanc: StartOrthanc, imaging_venv: Path, tmp_path: Path
 ) -> None:
-    main_script = tmp_path / "imaging_main.py"
-    main_script.write_text(THUMBNAIL_MAIN_SCRIPT)
-    server = orthanc(
-        PURE_PYTHON_SCRIPT,
-        interpreters=2,
-        extra={"PythonVirtualEnv": str(imaging_venv), "PythonMainScript": str(main_script)},
-    )
+    server = start_with_main_script(orthanc, imaging_venv, tmp_path, interpreters=2)
     assert wait_for_log(server, "main script in interpreter 2, 2 for the script")
     instance = upload(server, make_dicom(rows=4, columns=4))["ID"]
     for _ in range(6):
@@ -379,13 +386,7 @@ def test_main_script_alongside_sub_interpreters(
 def test_main_script_with_one_interpreter_runs_both_scripts_there(
     orthanc: StartOrthanc, imaging_venv: Path, tmp_path: Path
 ) -> None:
-    main_script = tmp_path / "imaging_main.py"
-    main_script.write_text(THUMBNAIL_MAIN_SCRIPT)
-    server = orthanc(
-        PURE_PYTHON_SCRIPT,
-        interpreters=1,
-        extra={"PythonVirtualEnv": str(imaging_venv), "PythonMainScript": str(main_script)},
-    )
+    server = start_with_main_script(orthanc, imaging_venv, tmp_path, interpreters=1)
     assert wait_for_log(server, "main script in interpreter 0, 1 for the script")
     instance = upload(server, make_dicom())["ID"]
     response = server.get(f"/thumbnail/{instance}")
