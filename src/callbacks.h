@@ -154,13 +154,29 @@ constexpr size_t no_interpreter = static_cast<size_t>(-1);
 /// throws std::logic_error when `candidates` is empty.
 size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next);
 
+/// What a call reports its errors under when the name depends on the call
+/// ("the REST callback for " + url): joined only when an error is logged, not on
+/// every request.
+struct call_name {
+    const char* prefix;
+    const char* subject;
+};
+
+inline std::string describe(const char* what) {
+    return what;
+}
+inline std::string describe(const call_name& what) {
+    return std::string(what.prefix) + what.subject;
+}
+
 /// Runs `body()` in interpreter `index` (attached, counted in flight). A Python
-/// exception is logged with its traceback under `what` and turns into
+/// exception is logged with its traceback under `what` (a C string or a
+/// call_name) and turns into
 /// `on_error` (into its Orthanc error code when Result is an error code); so
 /// does a C++ exception. Throws nothing but abi::__forced_unwind (pthread_exit
 /// must unwind: swallowing it aborts the process).
-template <typename Result, typename Body>
-Result call_in(size_t index, const char* what, Result on_error, Body&& body) {
+template <typename Result, typename Body, typename What>
+Result call_in(size_t index, const What& what, Result on_error, Body&& body) {
     interpreter_pool& pool = interpreter_pool::instance();
     try {
         if (index >= pool.size()) throw std::logic_error("no interpreter registered it");
@@ -171,17 +187,18 @@ Result call_in(size_t index, const char* what, Result on_error, Body&& body) {
         try {
             return body();
         } catch (const py::error_already_set& error) {
-            const OrthancPluginErrorCode code = report_callback_error(what, error);
+            const OrthancPluginErrorCode code =
+                report_callback_error(describe(what).c_str(), error);
             if constexpr (std::is_same_v<Result, OrthancPluginErrorCode>) return code;
         } catch (const std::exception& error) {
-            log_error(std::string("Python: ") + what + ": " + error.what());
+            log_error("Python: " + describe(what) + ": " + error.what());
         }
     } catch (const abi::__forced_unwind&) {
         throw;
     } catch (const std::exception& error) {
-        log_error(std::string("Python: internal error in ") + what + ": " + error.what());
+        log_error("Python: internal error in " + describe(what) + ": " + error.what());
     } catch (...) {
-        log_error(std::string("Python: unknown internal error in ") + what);
+        log_error("Python: unknown internal error in " + describe(what));
     }
     return on_error;
 }

@@ -102,9 +102,9 @@ py::dict request_kwargs(const OrthancPluginHttpRequest* request, bool with_body)
 /// Orthanc closes the connection without any response when a callback
 /// returns success without answering: make it an error, with a log line.
 OrthancPluginErrorCode check_answered(borrowed<OrthancPluginRestOutput>& output,
-                                      const std::string& what) {
+                                      const call_name& what) {
     if (output.raw().used()) return OrthancPluginErrorCode_Success;
-    log_error("Python: " + what +
+    log_error("Python: " + describe(what) +
               " returned without answering (call output.AnswerBuffer or "
               "output.SendHttpStatusCode)");
     return OrthancPluginErrorCode_Plugin;
@@ -115,8 +115,8 @@ OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, c
                                    const OrthancPluginHttpRequest* request) {
     route& r = *g_routes[id];
     const size_t index = pick(r);
-    const std::string what = std::string("the REST callback for ") + url;
-    return call_in(index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+    const call_name what{"the REST callback for ", url};
+    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
         const route_handlers& handlers = r.handlers[index];
         const py::object& callable = !r.chunked ? handlers.callback
                                      : request->method == OrthancPluginHttpMethod_Get
@@ -145,8 +145,8 @@ OrthancPluginErrorCode create_reader(size_t id, OrthancPluginServerChunkedReques
                                      const char* url, const OrthancPluginHttpRequest* request) {
     route& r = *g_routes[id];
     const size_t index = pick(r);
-    const std::string what = std::string("the chunked REST callback for ") + url;
-    return call_in(index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+    const call_name what{"the chunked REST callback for ", url};
+    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
         const route_handlers& handlers = r.handlers[index];
         const py::object& factory =
             request->method == OrthancPluginHttpMethod_Post ? handlers.post : handlers.put;
@@ -170,9 +170,9 @@ chunked_reader& reader_of(OrthancPluginServerChunkedRequestReader* raw) {
 OrthancPluginErrorCode add_chunk(OrthancPluginServerChunkedRequestReader* raw, const void* data,
                                  uint32_t size) {
     chunked_reader& reader = reader_of(raw);
-    const std::string what = "AddChunk of the chunked REST callback for " + reader.url;
+    const call_name what{"AddChunk of the chunked REST callback for ", reader.url.c_str()};
     if (reader.failed != OrthancPluginErrorCode_Success) return reader.failed;
-    reader.failed = call_in(reader.index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+    reader.failed = call_in(reader.index, what, OrthancPluginErrorCode_Plugin, [&] {
         reader.reader.attr("AddChunk")(py::bytes(static_cast<const char*>(data), size));
         return OrthancPluginErrorCode_Success;
     });
@@ -183,8 +183,8 @@ OrthancPluginErrorCode execute_reader(OrthancPluginServerChunkedRequestReader* r
                                       OrthancPluginRestOutput* output) {
     chunked_reader& reader = reader_of(raw);
     if (reader.failed != OrthancPluginErrorCode_Success) return reader.failed;
-    const std::string what = "Execute of the chunked REST callback for " + reader.url;
-    return call_in(reader.index, what.c_str(), OrthancPluginErrorCode_Plugin, [&] {
+    const call_name what{"Execute of the chunked REST callback for ", reader.url.c_str()};
+    return call_in(reader.index, what, OrthancPluginErrorCode_Plugin, [&] {
         borrowed<OrthancPluginRestOutput> py_output(output);
         reader.reader.attr("Execute")(py_output.object());
         return check_answered(py_output, what);
