@@ -124,6 +124,17 @@ private:
     std::atomic<int> users_{0};
 };
 
+/// A pybind11 method of handle<T> made of `body(T* object, args...)`: the object is
+/// leased for the call, so it stays valid during it, and the call raises when it
+/// no longer is.
+template <typename T, typename... Args, typename Body>
+auto leased(Body body) {
+    return [body](handle<T>& self, Args... args) {
+        auto lease = self.take();
+        return body(lease.get(), std::move(args)...);
+    };
+}
+
 /// A borrowed handle for the duration of a callback: `object` goes to Python,
 /// and the handle is invalidated when this leaves scope (GIL held).
 template <typename T>
@@ -159,6 +170,13 @@ inline py::object owned_text(char* text) {
     sdk_string owner(text);
     if (text == nullptr) return py::none();
     return decode_text(text);
+}
+
+/// The same, for an SDK call whose NULL means it failed: raises
+/// orthanc.OrthancException(code, failure) instead of returning None.
+inline py::object required_text(char* text, OrthancPluginErrorCode code, const char* failure) {
+    if (text == nullptr) raise_orthanc_exception(code, failure);
+    return owned_text(text);
 }
 
 inline void free_buffer(OrthancPluginMemoryBuffer* buffer) {

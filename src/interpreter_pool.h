@@ -214,6 +214,14 @@ private:
     PyThreadState* state_;
 };
 
+/// Runs `call` (SDK calls only, no Python) inside an sdk_call and returns what
+/// it returns: `check_sdk(without_gil([&] { return OrthancPlugin...(...); }))`.
+template <typename Call>
+decltype(auto) without_gil(Call&& call) {
+    sdk_call unlocked;
+    return call();
+}
+
 /// Counts a call as in flight on an interpreter (for least-loaded dispatch).
 ///
 /// Counted before the caller checks running(): finalize() sets running_ to

@@ -162,15 +162,9 @@ void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls, const bindin
         [](handle<OrthancPluginJob>& self, int priority) {
             // Orthanc owns a submitted job: this object no longer frees it.
             OrthancPluginJob* job = self.release();
-            char* id;
-            {
-                sdk_call unlocked;
-                id = OrthancPluginSubmitJob(context(), job, priority);
-            }
-            if (id == nullptr)
-                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
-                                        "OrthancPluginSubmitJob returned no job ID");
-            return owned_text(id);
+            return required_text(
+                without_gil([&] { return OrthancPluginSubmitJob(context(), job, priority); }),
+                OrthancPluginErrorCode_InternalError, "OrthancPluginSubmitJob returned no job ID");
         },
         py::arg("priority"), text.doc);
 }

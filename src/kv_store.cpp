@@ -31,12 +31,8 @@ void bind_create_memory_buffer(py::module_& m, const binding_text& text) {
         text.name,
         [](uint32_t size) {
             memory_buffer buffer;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginCreateMemoryBuffer(context(), buffer.get(), size);
-            }
-            check_sdk(code);
+            check_sdk(without_gil(
+                [&] { return OrthancPluginCreateMemoryBuffer(context(), buffer.get(), size); }));
             if (size > 0) std::memset(buffer.get()->data, 0, size);  // Orthanc leaves it as is
             return buffer.bytes();
         },
@@ -61,13 +57,10 @@ void bind_get_key_value(py::module_& m, const binding_text& text) {
         [](const std::string& store_id, const std::string& key) -> py::object {
             uint8_t found = 0;
             memory_buffer value;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginGetKeyValue(context(), &found, value.get(), store_id.c_str(),
+            check_sdk(without_gil([&] {
+                return OrthancPluginGetKeyValue(context(), &found, value.get(), store_id.c_str(),
                                                 key.c_str());
-            }
-            check_sdk(code);
+            }));
             return found_or_none(found, value);
         },
         py::arg("storeId"), py::arg("key"), text.doc);
@@ -79,17 +72,14 @@ void bind_dequeue_value(py::module_& m, const binding_text& text) {
         [](const std::string& queue_id, int origin) -> py::object {
             uint8_t found = 0;
             memory_buffer value;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-            // Deprecated since 1.12.10 in favour of Reserve/Acknowledge; scripts still call it.
+            check_sdk(without_gil([&] {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-                code = OrthancPluginDequeueValue(context(), &found, value.get(), queue_id.c_str(),
+                // Deprecated since 1.12.10 for Reserve/Acknowledge; scripts still call it.
+                return OrthancPluginDequeueValue(context(), &found, value.get(), queue_id.c_str(),
                                                  static_cast<OrthancPluginQueueOrigin>(origin));
 #pragma GCC diagnostic pop
-            }
-            check_sdk(code);
+            }));
             return found_or_none(found, value);
         },
         py::arg("queueId"), py::arg("origin"), text.doc);
@@ -100,12 +90,8 @@ void bind_get_queue_size(py::module_& m, const binding_text& text) {
         text.name,
         [](const std::string& queue_id) {
             uint64_t size = 0;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginGetQueueSize(context(), queue_id.c_str(), &size);
-            }
-            check_sdk(code);
+            check_sdk(without_gil(
+                [&] { return OrthancPluginGetQueueSize(context(), queue_id.c_str(), &size); }));
             return size;
         },
         py::arg("queueId"), text.doc);
@@ -113,22 +99,17 @@ void bind_get_queue_size(py::module_& m, const binding_text& text) {
 
 void bind_keys_values_iterator_next(py::class_<handle<OrthancPluginKeysValuesIterator>>& cls,
                                     const binding_text& text) {
-    cls.def(
-        text.name,
-        [](handle<OrthancPluginKeysValuesIterator>& self) {
-            auto lease = self.take();  // keeps the iterator valid during the SDK call
-            uint8_t has_value = 0;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginKeysValuesIteratorNext(context(), &has_value, lease.get());
-            }
-            check_sdk(code);
-            // The SDK calls the flag "done", but Orthanc sets it while a pair was read,
-            // and the existing plugin returns it as it is: `while it.Next(): ...`.
-            return has_value != 0;
-        },
-        text.doc);
+    cls.def(text.name,
+            leased<OrthancPluginKeysValuesIterator>([](OrthancPluginKeysValuesIterator* iterator) {
+                uint8_t has_value = 0;
+                check_sdk(without_gil([&] {
+                    return OrthancPluginKeysValuesIteratorNext(context(), &has_value, iterator);
+                }));
+                // The SDK calls the flag "done", but Orthanc sets it while a pair was read,
+                // and the existing plugin returns it as it is: `while it.Next(): ...`.
+                return has_value != 0;
+            }),
+            text.doc);
 }
 
 #endif
@@ -140,12 +121,10 @@ void bind_set_stable_status(py::module_& m, const binding_text& text) {
         text.name,
         [](const std::string& resource_id, int status) {
             uint8_t changed = 0;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginSetStableStatus(context(), &changed, resource_id.c_str(),
+            const OrthancPluginErrorCode code = without_gil([&] {
+                return OrthancPluginSetStableStatus(context(), &changed, resource_id.c_str(),
                                                     static_cast<OrthancPluginStableStatus>(status));
-            }
+            });
             // The existing plugin's shape: (error code, whether the status changed).
             return py::make_tuple(static_cast<int>(code), static_cast<int>(changed));
         },
@@ -163,14 +142,11 @@ void bind_reserve_queue_value(py::module_& m, const binding_text& text) {
             uint8_t found = 0;
             uint64_t value_id = 0;
             memory_buffer value;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginReserveQueueValue(
+            check_sdk(without_gil([&] {
+                return OrthancPluginReserveQueueValue(
                     context(), &found, value.get(), &value_id, queue_id.c_str(),
                     static_cast<OrthancPluginQueueOrigin>(origin), release_timeout);
-            }
-            check_sdk(code);
+            }));
             if (!found) return py::make_tuple(py::none(), py::none());
             return py::make_tuple(value.bytes(), value_id);
         },

@@ -7,30 +7,33 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace opm {
 
+namespace {
+
+/// bytes copied from memory that an SDK object owns; raises when there is none.
+py::bytes sdk_bytes(const void* data, int64_t size, const char* failure) {
+    if (size < 0 || (data == nullptr && size > 0))
+        raise_orthanc_exception(OrthancPluginErrorCode_InternalError, failure);
+    return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+
+}  // namespace
+
 void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls,
                                  const binding_text& text) {
-    cls.def(
-        text.name,
-        [](handle<OrthancPluginImage>& self) {
-            auto lease = self.take();  // keeps the object valid during the SDK call
-            OrthancPluginImage* image = lease.get();
-            const void* pixels;
-            size_t size;
-            {
-                sdk_call unlocked;
-                pixels = OrthancPluginGetImageBuffer(context(), image);
-                size = static_cast<size_t>(OrthancPluginGetImagePitch(context(), image)) *
-                       OrthancPluginGetImageHeight(context(), image);
-            }
-            if (pixels == nullptr && size > 0)
-                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
-                                        "the image has no buffer");
-            return py::bytes(static_cast<const char*>(pixels), size);
-        },
-        text.doc);
+    cls.def(text.name, leased<OrthancPluginImage>([](OrthancPluginImage* image) {
+                const auto [pixels, size] = without_gil([&] {
+                    return std::make_pair(
+                        OrthancPluginGetImageBuffer(context(), image),
+                        static_cast<int64_t>(OrthancPluginGetImagePitch(context(), image)) *
+                            OrthancPluginGetImageHeight(context(), image));
+                });
+                return sdk_bytes(pixels, size, "the image has no buffer");
+            }),
+            text.doc);
 }
 
 void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
@@ -39,12 +42,10 @@ void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
         [](int format, uint32_t width, uint32_t height, uint32_t pitch, py::object buffer_arg) {
             byte_view buffer(buffer_arg);
             check_image_buffer(buffer, pitch, height);
-            OrthancPluginImage* image;
-            {
-                sdk_call unlocked;
-                image = OrthancPluginCreateImage(
+            OrthancPluginImage* image = without_gil([&] {
+                return OrthancPluginCreateImage(
                     context(), static_cast<OrthancPluginPixelFormat>(format), width, height);
-            }
+            });
             py::object result = new_owned(image, "OrthancPluginCreateImage");
             const uint32_t target_pitch = OrthancPluginGetImagePitch(context(), image);
             char* target = static_cast<char*>(OrthancPluginGetImageBuffer(context(), image));
@@ -60,24 +61,14 @@ void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
 
 void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls,
                                            const binding_text& text) {
-    cls.def(
-        text.name,
-        [](handle<OrthancPluginDicomInstance>& self) {
-            auto lease = self.take();  // keeps the object valid during the SDK call
-            OrthancPluginDicomInstance* instance = lease.get();
-            const void* data;
-            int64_t size;
-            {
-                sdk_call unlocked;
-                data = OrthancPluginGetInstanceData(context(), instance);
-                size = OrthancPluginGetInstanceSize(context(), instance);
-            }
-            if (data == nullptr || size < 0)
-                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
-                                        "the instance has no data");
-            return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
-        },
-        text.doc);
+    cls.def(text.name, leased<OrthancPluginDicomInstance>([](OrthancPluginDicomInstance* instance) {
+                const auto [data, size] = without_gil([&] {
+                    return std::make_pair(OrthancPluginGetInstanceData(context(), instance),
+                                          OrthancPluginGetInstanceSize(context(), instance));
+                });
+                return sdk_bytes(data, size, "the instance has no data");
+            }),
+            text.doc);
 }
 
 void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
@@ -85,12 +76,8 @@ void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
         text.name,
         [](const std::string& name) {
             OrthancPluginDictionaryEntry entry{};
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginLookupDictionary(context(), &entry, name.c_str());
-            }
-            check_sdk(code);
+            check_sdk(without_gil(
+                [&] { return OrthancPluginLookupDictionary(context(), &entry, name.c_str()); }));
             py::dict result;
             result["Group"] = entry.group;
             result["Element"] = entry.element;
@@ -104,17 +91,11 @@ void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
 
 namespace {
 
-std::pair<uint16_t, uint16_t> find_query_tag(handle<OrthancPluginFindQuery>& self, uint32_t index) {
-    auto lease = self.take();  // keeps the object valid during the SDK call
-    OrthancPluginFindQuery* query = lease.get();
+std::pair<uint16_t, uint16_t> find_query_tag(OrthancPluginFindQuery* query, uint32_t index) {
     uint16_t group = 0;
     uint16_t element = 0;
-    OrthancPluginErrorCode code;
-    {
-        sdk_call unlocked;
-        code = OrthancPluginGetFindQueryTag(context(), &group, &element, query, index);
-    }
-    check_sdk(code);
+    check_sdk(without_gil(
+        [&] { return OrthancPluginGetFindQueryTag(context(), &group, &element, query, index); }));
     return std::make_pair(group, element);
 }
 
@@ -124,9 +105,9 @@ void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls,
                          const binding_text& text) {
     cls.def(
         text.name,
-        [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
-            return find_query_tag(self, index).first;
-        },
+        leased<OrthancPluginFindQuery, uint32_t>([](OrthancPluginFindQuery* query, uint32_t index) {
+            return find_query_tag(query, index).first;
+        }),
         py::arg("index"), text.doc);
 }
 
@@ -134,9 +115,9 @@ void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls
                                  const binding_text& text) {
     cls.def(
         text.name,
-        [](handle<OrthancPluginFindQuery>& self, uint32_t index) {
-            return find_query_tag(self, index).second;
-        },
+        leased<OrthancPluginFindQuery, uint32_t>([](OrthancPluginFindQuery* query, uint32_t index) {
+            return find_query_tag(query, index).second;
+        }),
         py::arg("index"), text.doc);
 }
 
@@ -147,32 +128,23 @@ namespace {
 py::object encode_dicomweb(py::object dicom_arg, bool xml) {
     byte_view dicom(dicom_arg);
     const uint32_t size = dicom.size32();
-    char* text;
-    {
-        sdk_call unlocked;
-        text =
-            xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(), size, nullptr, nullptr)
-                : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(), size, nullptr, nullptr);
-    }
-    if (text == nullptr)
-        raise_orthanc_exception(OrthancPluginErrorCode_BadFileFormat,
-                                "cannot encode this DICOM file as DICOMweb");
-    return owned_text(text);
+    char* text = without_gil([&] {
+        return xml ? OrthancPluginEncodeDicomWebXml2(context(), dicom.data(), size, nullptr,
+                                                     nullptr)
+                   : OrthancPluginEncodeDicomWebJson2(context(), dicom.data(), size, nullptr,
+                                                      nullptr);
+    });
+    return required_text(text, OrthancPluginErrorCode_BadFileFormat,
+                         "cannot encode this DICOM file as DICOMweb");
 }
 
-py::object instance_dicomweb(handle<OrthancPluginDicomInstance>& self, bool xml) {
-    auto lease = self.take();  // keeps the object valid during the SDK call
-    OrthancPluginDicomInstance* instance = lease.get();
-    char* text;
-    {
-        sdk_call unlocked;
-        text = xml ? OrthancPluginGetInstanceDicomWebXml(context(), instance, nullptr, nullptr)
+py::object instance_dicomweb(OrthancPluginDicomInstance* instance, bool xml) {
+    char* text = without_gil([&] {
+        return xml ? OrthancPluginGetInstanceDicomWebXml(context(), instance, nullptr, nullptr)
                    : OrthancPluginGetInstanceDicomWebJson(context(), instance, nullptr, nullptr);
-    }
-    if (text == nullptr)
-        raise_orthanc_exception(OrthancPluginErrorCode_BadFileFormat,
-                                "cannot encode this instance as DICOMweb");
-    return owned_text(text);
+    });
+    return required_text(text, OrthancPluginErrorCode_BadFileFormat,
+                         "cannot encode this instance as DICOMweb");
 }
 
 }  // namespace
@@ -191,18 +163,18 @@ void bind_encode_dicomweb_xml(py::module_& m, const binding_text& text) {
 
 void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls,
                                        const binding_text& text) {
-    cls.def(
-        text.name,
-        [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, false); },
-        text.doc);
+    cls.def(text.name, leased<OrthancPluginDicomInstance>([](OrthancPluginDicomInstance* instance) {
+                return instance_dicomweb(instance, false);
+            }),
+            text.doc);
 }
 
 void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls,
                                       const binding_text& text) {
-    cls.def(
-        text.name,
-        [](handle<OrthancPluginDicomInstance>& self) { return instance_dicomweb(self, true); },
-        text.doc);
+    cls.def(text.name, leased<OrthancPluginDicomInstance>([](OrthancPluginDicomInstance* instance) {
+                return instance_dicomweb(instance, true);
+            }),
+            text.doc);
 }
 
 }  // namespace opm

@@ -203,14 +203,11 @@ void bind_adopt_dicom_instance(py::module_& m, const binding_text& text) {
             memory_buffer instance_id;
             memory_buffer attachment_uuid;
             OrthancPluginStoreStatus status = OrthancPluginStoreStatus_Failure;
-            OrthancPluginErrorCode code;
-            {
-                sdk_call unlocked;
-                code = OrthancPluginAdoptDicomInstance(context(), instance_id.get(),
+            check_sdk(without_gil([&] {
+                return OrthancPluginAdoptDicomInstance(context(), instance_id.get(),
                                                        attachment_uuid.get(), &status, file.data(),
                                                        file.size(), custom.data(), custom.size32());
-            }
-            check_sdk(code);
+            }));
             return py::make_tuple(py::str(instance_id.data(), instance_id.size()),
                                   py::str(attachment_uuid.data(), attachment_uuid.size()),
                                   static_cast<int>(status));
