@@ -213,6 +213,8 @@ def emit_handwritten_header(model: Model) -> str:
         "",
     ]
     for entry in model.handwritten:
+        if entry.registers:
+            continue  # defined in the generated module (see _declare_registration)
         lines.append(f"/// {entry.py_name}")
         if entry.owner:
             target = f"py::class_<handle<{classes[entry.owner]}>>& cls"
@@ -232,17 +234,41 @@ def emit_handwritten_header(model: Model) -> str:
 
 def _call_binder(entry: Handwritten) -> str:
     target = f"cls_{entry.owner}" if entry.owner else "m_module"
-    return f'    {entry.binder}({target}, {{"{entry.py_name}", {_cpp_string(entry.doc)}}});\n'
+    text = f'{{"{entry.py_name}", {_cpp_string(entry.doc)}}}'
+    if entry.registers:
+        callbacks, trampoline = entry.registers
+        return (
+            f'    def_registration({target}, {text}, {callbacks}, "{entry.registration_arg()}", '
+            f"{entry.covers[0]}, {trampoline});\n"
+        )
+    return f"    {entry.binder}({target}, {text});\n"
+
+
+def _declare_registration(entry: Handwritten) -> str:
+    """The callback list and trampoline that a family file defines for `entry`."""
+    callbacks, trampoline = entry.registers
+    return (
+        f"extern callback_list {callbacks};  // {entry.py_name}\n"
+        f"trampoline_of<decltype(&{entry.covers[0]})> {trampoline};\n"
+    )
 
 
 def emit_cpp(model: Model) -> str:
     out = [
         HEADER.format(version=model.sdk_version),
         '#include "orthanc_handwritten.h"\n\n',
-        '#include "errors.h"\n#include "interpreter_pool.h"\n#include "py_bytes.h"\n'
-        '#include "sdk.h"\n\n',
+        '#include "callbacks.h"\n#include "errors.h"\n#include "interpreter_pool.h"\n'
+        '#include "py_bytes.h"\n#include "sdk.h"\n\n',
         "namespace opm {\n\n",
     ]
+    registrations = [_declare_registration(e) for e in model.handwritten if e.registers]
+    if registrations:
+        out.append(
+            "// Defined by the family files for the registrations that\n"
+            "// generator/manifest.toml describes with `registers`.\n"
+        )
+        out += registrations
+        out.append("\n")
     for cls in model.classes:
         # Types with no Free function are only ever borrowed, never owned.
         # No context after OrthancPluginFinalize: leak rather than crash.

@@ -21,9 +21,17 @@ class Handwritten:
     py_name: str
     owner: str
     covers: tuple[str, ...]
-    binder: str
+    binder: str  # the C++ function that defines it; empty when `registers` does
     signature: str
     doc: str
+    # A one-callable registration: (callback list, trampoline) of its family file,
+    # registered with Orthanc by covers[0](context, trampoline). The generated
+    # module defines the Python function; there is no binder.
+    registers: tuple[str, ...] = ()
+
+    def registration_arg(self) -> str:
+        """The Python name of the one parameter: `callback` in "(callback: ...) -> None"."""
+        return self.signature[1:].split(":", 1)[0].strip()
 
 
 @dataclass
@@ -107,6 +115,23 @@ class Manifest:
         )
 
 
+def _check_entry(path: Path, entry: Handwritten) -> None:
+    """Names written into generated C++ as identifiers must be identifiers, and an
+    entry has a binder or `registers` (its callback list and trampoline), not both."""
+    if bool(entry.binder) == bool(entry.registers):
+        raise ValueError(f"{path}: {entry.py_name} needs a binder or `registers`, not both")
+    names = [entry.py_name, *([entry.binder] if entry.binder else entry.registers)]
+    if entry.registers:
+        if len(entry.registers) != 2 or not entry.covers or entry.owner:
+            raise ValueError(
+                f"{path}: {entry.py_name}: `registers` is [list, trampoline], for a module "
+                "function whose first `covers` is the SDK registration function"
+            )
+        names.append(entry.registration_arg())
+    if not all(name.isidentifier() for name in names):
+        raise ValueError(f"{path}: not an identifier among {names!r} ({entry.py_name})")
+
+
 def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     handwritten = [
@@ -114,16 +139,15 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
             py_name=entry["name"],
             owner=entry.get("class", ""),
             covers=tuple(entry.get("covers", ())),
-            binder=entry["binder"],
+            binder=entry.get("binder", ""),
             signature=entry["signature"],
             doc=entry.get("doc", ""),
+            registers=tuple(entry.get("registers", ())),
         )
         for entry in data.get("handwritten", [])
     ]
     for entry in handwritten:
-        # Both are written into generated C++ as identifiers.
-        if not (entry.py_name.isidentifier() and entry.binder.isidentifier()):
-            raise ValueError(f"{path}: not an identifier: {entry.py_name!r} / {entry.binder!r}")
+        _check_entry(path, entry)
     return Manifest(
         handwritten,
         dict(data.get("unsupported", {})),

@@ -442,7 +442,10 @@ def model_from_json(data: dict[str, Any]) -> Model:
             for f in data["functions"]
         ),
         handwritten=tuple(
-            Handwritten(**{**h, "covers": tuple(h["covers"])}) for h in data["handwritten"]
+            Handwritten(
+                **{**h, "covers": tuple(h["covers"]), "registers": tuple(h.get("registers", ()))}
+            )
+            for h in data["handwritten"]
         ),
         unwrapped=tuple(Unwrapped(**u) for u in data["unwrapped"]),
         sdk_functions=data["sdk_functions"],

@@ -8,7 +8,8 @@ namespace opm {
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 9)
 
-namespace {
+// The callback list and trampoline below are named in generator/manifest.toml
+// (`registers`): the generated module defines their registration functions.
 
 callback_list g_audit_log;
 
@@ -24,14 +25,6 @@ OrthancPluginErrorCode on_audit_log(const char* source_plugin, const char* user_
                     static_cast<int>(resource_type), decode_text(resource_id), decode_text(action),
                     data);
         return OrthancPluginErrorCode_Success;
-    });
-}
-
-}  // namespace
-
-void bind_register_audit_log_handler(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_audit_log, "handler", [] {
-        check_sdk(OrthancPluginRegisterAuditLogHandler(context(), on_audit_log));
     });
 }
 

@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "interpreter_pool.h"
+#include "no_copy.h"
 #include "orthanc_handwritten.h"
 #include "py_bytes.h"
 #include "sdk.h"
@@ -55,11 +56,8 @@ enum class family_scripts {
 /// - The constructor adds the list to a process-wide registry that nothing
 ///   removes it from: only objects of static storage duration (one per family,
 ///   at namespace scope) may be callback lists.
-class callback_registrations {
+class callback_registrations : no_copy {
 public:
-    callback_registrations(const callback_registrations&) = delete;
-    callback_registrations& operator=(const callback_registrations&) = delete;
-
     bool empty() const { return interpreters_.empty(); }
     /// The interpreters that registered, in order of their first registration.
     const std::vector<size_t>& interpreters() const { return interpreters_; }
@@ -218,8 +216,7 @@ void drop_in(size_t index, const char* what, Objects&... objects) {
 
 /// Defines the registration function text.name(arg), which adds its one
 /// callable to `list`; the family's first registration also runs
-/// `register_with_orthanc` (a lambda without captures that registers the C
-/// callback).
+/// `register_with_orthanc` (a lambda that registers the C callback).
 template <typename Register>
 void def_registration(py::module_& m, const binding_text& text, callback_list& list,
                       const char* arg, Register register_with_orthanc) {
@@ -231,5 +228,33 @@ void def_registration(py::module_& m, const binding_text& text, callback_list& l
         },
         py::arg(arg), text.doc);
 }
+
+/// The same for a family registered with Orthanc by one SDK call,
+/// `sdk_register(context, trampoline)`. The generated module calls it for the
+/// registrations that generator/manifest.toml describes with `registers`.
+template <typename Result, typename Trampoline>
+void def_registration(py::module_& m, const binding_text& text, callback_list& list,
+                      const char* arg, Result (*sdk_register)(OrthancPluginContext*, Trampoline),
+                      Trampoline trampoline) {
+    def_registration(m, text, list, arg, [sdk_register, trampoline] {
+        if constexpr (std::is_void_v<Result>) {
+            sdk_register(context(), trampoline);
+        } else {
+            check_sdk(sdk_register(context(), trampoline));
+        }
+    });
+}
+
+/// The function type of the C callback that an SDK registration function
+/// `OrthancPluginRegister...(context, callback)` takes: the generated module
+/// declares a family's trampoline with it, `trampoline_of<decltype(&F)> on_x;`.
+template <typename Registration>
+struct trampoline_of_t;
+template <typename Result, typename Callback>
+struct trampoline_of_t<Result (*)(OrthancPluginContext*, Callback)> {
+    using type = std::remove_pointer_t<Callback>;
+};
+template <typename Registration>
+using trampoline_of = typename trampoline_of_t<Registration>::type;
 
 }  // namespace opm

@@ -8,10 +8,15 @@
 
 namespace opm {
 
-namespace {
+// The C-FIND and worklist callback lists and trampolines, here and in the
+// 1.12.10 block below, are named in generator/manifest.toml (`registers`): the
+// generated module defines their registration functions.
 
 callback_list g_find;
 callback_list g_worklist;
+
+namespace {
+
 /// A C-MOVE driver's callables; for RegisterMoveCallback, create is the
 /// callback and the others are None.
 struct move_callbacks {
@@ -20,34 +25,52 @@ struct move_callbacks {
 
 callback_list_of<move_callbacks> g_move;
 
+/// A C-FIND or worklist request in one interpreter: the answers and the query
+/// are borrowed for the call, and `call_each(callbacks, answers, query)` calls
+/// the interpreter's callbacks with them and what else the form passes.
+template <typename Answers, typename Query, typename CallEach>
+OrthancPluginErrorCode answer_query(callback_list& list, const char* what, Answers* answers,
+                                    const Query* query, CallEach call_each) {
+    const size_t index = list.pick();
+    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
+        borrowed<Answers> py_answers(answers);
+        borrowed<Query> py_query(query);
+        call_each(list.of(index), py_answers.object(), py_query.object());
+        return OrthancPluginErrorCode_Success;
+    });
+}
+
+using callables = std::vector<py::object>;
+
+}  // namespace
+
 OrthancPluginErrorCode on_find(OrthancPluginFindAnswers* answers,
                                const OrthancPluginFindQuery* query, const char* issuer_aet,
                                const char* called_aet) {
-    const size_t index = g_find.pick();
-    return call_in(index, "the C-FIND callback", OrthancPluginErrorCode_Plugin, [&] {
-        borrowed<OrthancPluginFindAnswers> py_answers(answers);
-        borrowed<OrthancPluginFindQuery> py_query(query);
-        for (const py::object& callback : g_find.of(index))
-            callback(py_answers.object(), py_query.object(),
-                     py::arg("issuerAet") = decode_text(issuer_aet),
-                     py::arg("calledAet") = decode_text(called_aet));
-        return OrthancPluginErrorCode_Success;
-    });
+    return answer_query(
+        g_find, "the C-FIND callback", answers, query,
+        [&](const callables& callbacks, py::handle py_answers, py::handle py_query) {
+            py::dict aets;  // keyword arguments, as the existing plugin passes
+            aets["issuerAet"] = decode_text(issuer_aet);
+            aets["calledAet"] = decode_text(called_aet);
+            for (const py::object& callback : callbacks) callback(py_answers, py_query, **aets);
+        });
 }
 
 OrthancPluginErrorCode on_worklist(OrthancPluginWorklistAnswers* answers,
                                    const OrthancPluginWorklistQuery* query, const char* issuer_aet,
                                    const char* called_aet) {
-    const size_t index = g_worklist.pick();
-    return call_in(index, "the worklist callback", OrthancPluginErrorCode_Plugin, [&] {
-        borrowed<OrthancPluginWorklistAnswers> py_answers(answers);
-        borrowed<OrthancPluginWorklistQuery> py_query(query);
-        for (const py::object& callback : g_worklist.of(index))
-            callback(py_answers.object(), py_query.object(), decode_text(issuer_aet),
-                     decode_text(called_aet));
-        return OrthancPluginErrorCode_Success;
-    });
+    return answer_query(
+        g_worklist, "the worklist callback", answers, query,
+        [&](const callables& callbacks, py::handle py_answers, py::handle py_query) {
+            py::str issuer = decode_text(issuer_aet);
+            py::str called = decode_text(called_aet);
+            for (const py::object& callback : callbacks)
+                callback(py_answers, py_query, issuer, called);
+        });
 }
+
+namespace {
 
 const char* level_name(OrthancPluginResourceType level) {
     switch (level) {
@@ -187,10 +210,39 @@ OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailur
                    });
 }
 
-void add_move(const char* function, move_callbacks callbacks) {
-    if (g_move.add(function, std::move(callbacks)))
-        check_sdk(OrthancPluginRegisterMoveCallback(context(), on_move, on_move_size, on_move_apply,
-                                                    on_move_free));
+void register_move() {
+    check_sdk(OrthancPluginRegisterMoveCallback(context(), on_move, on_move_size, on_move_apply,
+                                                on_move_free));
+}
+
+/// Defines text.name(create, getMoveSize, applyMove, freeMove), which adds a C-MOVE
+/// driver to `list`; the family's first registration runs `register_with_orthanc`.
+void def_move_driver(py::module_& m, const binding_text& text,
+                     callback_list_of<move_callbacks>& list, void (*register_with_orthanc)()) {
+    m.def(
+        text.name,
+        [&list, name = text.name, register_with_orthanc](
+            py::function create, py::function get_move_size, py::function apply_move,
+            py::function free_move) {
+            if (list.add(name, {create, get_move_size, apply_move, free_move}))
+                register_with_orthanc();
+        },
+        py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
+        text.doc);
+}
+
+/// Defines text.name(factory, lookup), which adds a storage commitment SCP to
+/// `list`; the family's first registration runs `register_with_orthanc`.
+void def_commitment_scp(py::module_& m, const binding_text& text,
+                        callback_list_of<commitment_callbacks>& list,
+                        void (*register_with_orthanc)()) {
+    m.def(
+        text.name,
+        [&list, name = text.name, register_with_orthanc](py::function factory,
+                                                         py::function lookup) {
+            if (list.add(name, {factory, lookup})) register_with_orthanc();
+        },
+        py::arg("factory"), py::arg("lookup"), text.doc);
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
@@ -198,38 +250,18 @@ void add_move(const char* function, move_callbacks callbacks) {
 // The "...2" SCP callbacks of SDK 1.12.10: Orthanc passes the DICOM connection
 // (a DicomConnection, borrowed for the call) instead of the AE titles.
 
-callback_list g_find2;
-callback_list g_worklist2;
+/// call_each of answer_query for the forms with the DICOM connection, which is
+/// borrowed for the call too.
+auto with_connection(const OrthancPluginDicomConnection* connection) {
+    return [connection](const callables& callbacks, py::handle py_answers, py::handle py_query) {
+        borrowed<OrthancPluginDicomConnection> py_connection(connection);
+        for (const py::object& callback : callbacks)
+            callback(py_answers, py_query, py_connection.object());
+    };
+}
+
 callback_list_of<move_callbacks> g_move3;  ///< create takes the DicomConnection first
 callback_list_of<commitment_callbacks> g_commitment2;
-
-OrthancPluginErrorCode on_find2(OrthancPluginFindAnswers* answers,
-                                const OrthancPluginFindQuery* query,
-                                const OrthancPluginDicomConnection* connection) {
-    const size_t index = g_find2.pick();
-    return call_in(index, "the C-FIND callback", OrthancPluginErrorCode_Plugin, [&] {
-        borrowed<OrthancPluginFindAnswers> py_answers(answers);
-        borrowed<OrthancPluginFindQuery> py_query(query);
-        borrowed<OrthancPluginDicomConnection> py_connection(connection);
-        for (const py::object& callback : g_find2.of(index))
-            callback(py_answers.object(), py_query.object(), py_connection.object());
-        return OrthancPluginErrorCode_Success;
-    });
-}
-
-OrthancPluginErrorCode on_worklist2(OrthancPluginWorklistAnswers* answers,
-                                    const OrthancPluginWorklistQuery* query,
-                                    const OrthancPluginDicomConnection* connection) {
-    const size_t index = g_worklist2.pick();
-    return call_in(index, "the worklist callback", OrthancPluginErrorCode_Plugin, [&] {
-        borrowed<OrthancPluginWorklistAnswers> py_answers(answers);
-        borrowed<OrthancPluginWorklistQuery> py_query(query);
-        borrowed<OrthancPluginDicomConnection> py_connection(connection);
-        for (const py::object& callback : g_worklist2.of(index))
-            callback(py_answers.object(), py_query.object(), py_connection.object());
-        return OrthancPluginErrorCode_Success;
-    });
-}
 
 void* on_move3(OrthancPluginResourceType level, const char* patient_id,
                const char* accession_number, const char* study_uid, const char* series_uid,
@@ -267,85 +299,62 @@ OrthancPluginErrorCode on_commitment_factory2(void** handler, const char* job_id
 
 }  // namespace
 
-void bind_register_find_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_find, "callback",
-                     [] { check_sdk(OrthancPluginRegisterFindCallback(context(), on_find)); });
+#if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
+
+// C-FIND and worklists with the DICOM connection.
+callback_list g_find2;
+callback_list g_worklist2;
+
+OrthancPluginErrorCode on_find2(OrthancPluginFindAnswers* answers,
+                                const OrthancPluginFindQuery* query,
+                                const OrthancPluginDicomConnection* connection) {
+    return answer_query(g_find2, "the C-FIND callback", answers, query,
+                        with_connection(connection));
 }
 
-void bind_register_worklist_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_worklist, "callback", [] {
-        check_sdk(OrthancPluginRegisterWorklistCallback(context(), on_worklist));
-    });
+OrthancPluginErrorCode on_worklist2(OrthancPluginWorklistAnswers* answers,
+                                    const OrthancPluginWorklistQuery* query,
+                                    const OrthancPluginDicomConnection* connection) {
+    return answer_query(g_worklist2, "the worklist callback", answers, query,
+                        with_connection(connection));
 }
+
+#endif
 
 void bind_register_move_callback(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
         [name = text.name](py::function callback) {
-            add_move(name, {callback, py::none(), py::none(), py::none()});
+            if (g_move.add(name, {callback, py::none(), py::none(), py::none()})) register_move();
         },
         py::arg("callback"), text.doc);
 }
 
 void bind_register_move_callback2(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
-                           py::function free_move) {
-            add_move(name, {create, get_move_size, apply_move, free_move});
-        },
-        py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
-        text.doc);
+    def_move_driver(m, text, g_move, register_move);
 }
 
 void bind_register_storage_commitment_scp_callback(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function factory, py::function lookup) {
-            if (g_commitment.add(name, {factory, lookup}))
-                check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback(
-                    context(), on_commitment_factory, on_commitment_destructor,
-                    on_commitment_lookup));
-        },
-        py::arg("factory"), py::arg("lookup"), text.doc);
+    def_commitment_scp(m, text, g_commitment, [] {
+        check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback(
+            context(), on_commitment_factory, on_commitment_destructor, on_commitment_lookup));
+    });
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
 
-void bind_register_find_callback2(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_find2, "callback",
-                     [] { check_sdk(OrthancPluginRegisterFindCallback2(context(), on_find2)); });
-}
-
-void bind_register_worklist_callback2(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_worklist2, "callback", [] {
-        check_sdk(OrthancPluginRegisterWorklistCallback2(context(), on_worklist2));
+void bind_register_move_callback3(py::module_& m, const binding_text& text) {
+    def_move_driver(m, text, g_move3, [] {
+        check_sdk(OrthancPluginRegisterMoveCallback2(context(), on_move3, on_move_size,
+                                                     on_move_apply, on_move_free));
     });
 }
 
-void bind_register_move_callback3(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function create, py::function get_move_size, py::function apply_move,
-                           py::function free_move) {
-            if (g_move3.add(name, {create, get_move_size, apply_move, free_move}))
-                check_sdk(OrthancPluginRegisterMoveCallback2(context(), on_move3, on_move_size,
-                                                             on_move_apply, on_move_free));
-        },
-        py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
-        text.doc);
-}
-
 void bind_register_storage_commitment_scp_callback2(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function factory, py::function lookup) {
-            if (g_commitment2.add(name, {factory, lookup}))
-                check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback2(
-                    context(), on_commitment_factory2, on_commitment_destructor,
-                    on_commitment_lookup));
-        },
-        py::arg("factory"), py::arg("lookup"), text.doc);
+    def_commitment_scp(m, text, g_commitment2, [] {
+        check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback2(
+            context(), on_commitment_factory2, on_commitment_destructor, on_commitment_lookup));
+    });
 }
 
 #endif

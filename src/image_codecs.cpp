@@ -5,7 +5,8 @@
 
 namespace opm {
 
-namespace {
+// The callback lists and trampolines below are named in generator/manifest.toml
+// (`registers`): the generated module defines their registration functions.
 
 callback_list g_decoders;
 callback_list g_transcoders;
@@ -44,20 +45,6 @@ OrthancPluginErrorCode on_transcode(OrthancPluginMemoryBuffer* transcoded, const
             return OrthancPluginErrorCode_Success;
         }
         return OrthancPluginErrorCode_Plugin;  // not transcoded here
-    });
-}
-
-}  // namespace
-
-void bind_register_decode_image_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_decoders, "callback", [] {
-        check_sdk(OrthancPluginRegisterDecodeImageCallback(context(), on_decode_image));
-    });
-}
-
-void bind_register_transcoder_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_transcoders, "callback", [] {
-        check_sdk(OrthancPluginRegisterTranscoderCallback(context(), on_transcode));
     });
 }
 

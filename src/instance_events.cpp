@@ -6,7 +6,8 @@
 
 namespace opm {
 
-namespace {
+// The callback lists and trampolines below are named in generator/manifest.toml
+// (`registers`): the generated module defines their registration functions.
 
 callback_list g_stored;
 callback_list g_received;
@@ -121,38 +122,6 @@ int32_t on_http_request(OrthancPluginHttpMethod method, const char* uri, const c
             if (answer.ptr() != Py_True) return int32_t{0};
         }
         return int32_t{1};
-    });
-}
-
-}  // namespace
-
-void bind_register_on_stored_instance_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_stored, "callback", [] {
-        OrthancPluginRegisterOnStoredInstanceCallback(context(), on_stored_instance);
-    });
-}
-
-void bind_register_received_instance_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_received, "callback", [] {
-        check_sdk(OrthancPluginRegisterReceivedInstanceCallback(context(), on_received_instance));
-    });
-}
-
-void bind_register_incoming_cstore_instance_filter(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_cstore_filter, "callback", [] {
-        check_sdk(OrthancPluginRegisterIncomingCStoreInstanceFilter(context(), on_cstore_instance));
-    });
-}
-
-void bind_register_incoming_http_request_filter(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_http_filter, "callback", [] {
-        check_sdk(OrthancPluginRegisterIncomingHttpRequestFilter2(context(), on_http_request));
-    });
-}
-
-void bind_register_incoming_dicom_instance_filter(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_dicom_filter, "callback", [] {
-        check_sdk(OrthancPluginRegisterIncomingDicomInstanceFilter(context(), on_dicom_instance));
     });
 }
 

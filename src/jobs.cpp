@@ -101,6 +101,10 @@ OrthancPluginErrorCode job_reset(void* raw) {
     });
 }
 
+}  // namespace
+
+// RegisterJobsUnserializer's callback list and trampoline, named in
+// generator/manifest.toml (`registers`): the generated module defines it.
 callback_list g_unserializers;
 
 /// A job of a previous run, saved by Orthanc: the first unserializer that
@@ -119,13 +123,6 @@ OrthancPluginJob* on_unserialize(const char* job_type, const char* serialized) {
                        }
                        return nullptr;
                    });
-}
-
-}  // namespace
-
-void bind_register_jobs_unserializer(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_unserializers, "callback",
-                     [] { OrthancPluginRegisterJobsUnserializer(context(), on_unserialize); });
 }
 
 void bind_create_job(py::module_& m, const binding_text& text) {

@@ -13,9 +13,11 @@
 
 namespace opm {
 
-namespace {
+// RegisterOnChangeCallback's callback list and trampoline (on_change, below) are
+// named in generator/manifest.toml (`registers`): the generated module defines it.
+callback_list g_on_change{family_scripts::both};
 
-callback_list g_callbacks{family_scripts::both};
+namespace {
 
 struct change {
     OrthancPluginChangeType type;
@@ -90,7 +92,7 @@ private:
         // threads; any other change goes to the first that registered, and to the
         // main interpreter too when PythonMainScript registered one alongside.
         interpreter_pool& pool = interpreter_pool::instance();
-        const std::vector<size_t>& registered = g_callbacks.interpreters();
+        const std::vector<size_t>& registered = g_on_change.interpreters();
         for (size_t k = 0; k < registered.size(); ++k) {
             const size_t index = registered[k];
             if (item.type != OrthancPluginChangeType_OrthancStopped && k > 0 &&
@@ -98,7 +100,7 @@ private:
                 continue;
             call_in(index, "the OnChange callback", false, [&] {
                 py::str id = decode_text(item.id.c_str());
-                for (const py::object& callback : g_callbacks.of(index)) {
+                for (const py::object& callback : g_on_change.of(index)) {
                     try {
                         callback(static_cast<int>(item.type), static_cast<int>(item.resource), id);
                     } catch (const py::error_already_set& error) {
@@ -121,6 +123,8 @@ private:
 change_queue g_queue;
 bool g_started = false;
 
+}  // namespace
+
 OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPluginResourceType resource,
                                  const char* id) {
     try {
@@ -132,15 +136,8 @@ OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPluginReso
     }
 }
 
-}  // namespace
-
-void bind_register_on_change_callback(py::module_& m, const binding_text& text) {
-    def_registration(m, text, g_callbacks, "callback",
-                     [] { OrthancPluginRegisterOnChangeCallback(context(), on_change); });
-}
-
 void start_on_change() {
-    if (g_callbacks.empty() || g_started) return;
+    if (g_on_change.empty() || g_started) return;
     g_queue.start();
     g_started = true;
 }
@@ -152,8 +149,8 @@ void stop_on_change(std::chrono::steady_clock::time_point deadline) {
 }
 
 void notify_stopped(size_t index) {
-    if (!g_callbacks.registered_in(index)) return;
-    for (const py::object& callback : g_callbacks.of(index)) {
+    if (!g_on_change.registered_in(index)) return;
+    for (const py::object& callback : g_on_change.of(index)) {
         try {
             callback(static_cast<int>(OrthancPluginChangeType_OrthancStopped),
                      static_cast<int>(OrthancPluginResourceType_None), py::str(""));

@@ -11,7 +11,7 @@ import pytest
 
 from generator.emit_cpp import emit_cpp, emit_function, emit_handwritten_header
 from generator.emit_pyi import emit_pyi
-from generator.manifest import Handwritten, Manifest
+from generator.manifest import Handwritten, Manifest, load_manifest
 from generator.model import UnsupportedError, model_from_json
 
 from .conftest import BuildModel, ParseHeader
@@ -182,6 +182,66 @@ def test_handwritten_functions_count_as_wrapped(model: BuildModel) -> None:
     # The binder gets its Python name and docstring from the manifest.
     assert 'bind_register(m_module, {"Register", "Registers a \\"callback\\"."});' in emit_cpp(m)
     assert 'def Register() -> None:\n    """Registers a "callback".' in emit_pyi(m)
+
+
+REGISTER_HEADER = """
+    typedef int (*OrthancPluginCallback)(const char* id);
+    static inline int OrthancPluginRegister(OrthancPluginContext* c,
+                                            OrthancPluginCallback callback) { return 0; }
+"""
+
+
+def test_registers_entry_is_defined_by_the_generated_module(model: BuildModel) -> None:
+    entry = Handwritten(
+        "Register",
+        "",
+        ("OrthancPluginRegister",),
+        "",
+        "(handler: Callable[[str], int]) -> None",
+        "Registers handler(id).",
+        registers=("g_handlers", "on_handler"),
+    )
+    m = model(REGISTER_HEADER, Manifest([entry]))
+    assert (m.wrapped_count, m.sdk_functions) == (1, 1)
+    # No binder to declare: the family file defines the list and the trampoline,
+    # declared here with the C callback type of the SDK registration function.
+    assert "Register" not in emit_handwritten_header(m)
+    cpp = emit_cpp(m)
+    assert "extern callback_list g_handlers;" in cpp
+    assert "trampoline_of<decltype(&OrthancPluginRegister)> on_handler;" in cpp
+    assert (
+        'def_registration(m_module, {"Register", "Registers handler(id)."}, g_handlers, '
+        '"handler", OrthancPluginRegister, on_handler);' in cpp
+    )
+    assert "def Register(handler: Callable[[str], int]) -> None:" in emit_pyi(m)
+
+
+@pytest.mark.parametrize(
+    ("binder", "registers", "message"),
+    [
+        ("bind_register", ("g_handlers", "on_handler"), "not both"),
+        ("", (), "needs a binder"),
+        ("", ("g_handlers",), "is \\[list, trampoline\\]"),
+        ("", ("g_handlers", "on-handler"), "not an identifier"),
+    ],
+)
+def test_manifest_entry_needs_a_binder_or_registers(
+    tmp_path: Path, binder: str, registers: tuple[str, ...], message: str
+) -> None:
+    lines = [
+        "[[handwritten]]",
+        'name = "Register"',
+        'covers = ["OrthancPluginRegister"]',
+        'signature = "(callback: Callable[[str], int]) -> None"',
+    ]
+    if binder:
+        lines.append(f'binder = "{binder}"')
+    if registers:
+        lines.append(f"registers = {json.dumps(list(registers))}")
+    path = tmp_path / "manifest.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_manifest(path)
 
 
 def test_manifest_citing_a_missing_function_is_an_error(model: BuildModel) -> None:
