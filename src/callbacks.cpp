@@ -82,20 +82,32 @@ void clear_all_callbacks(size_t index) {
     finalize_rest(index);
 }
 
-void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char* what) {
+namespace {
+
+OrthancPluginErrorCode allocate(OrthancPluginMemoryBuffer* target, const byte_view& bytes) {
+    return OrthancPluginCreateMemoryBuffer(context(), target, bytes.size32());
+}
+
+OrthancPluginErrorCode allocate(OrthancPluginMemoryBuffer64* target, const byte_view& bytes) {
+    return OrthancPluginCreateMemoryBuffer64(context(), target, bytes.size());
+}
+
+template <typename Buffer>
+void fill(Buffer* target, py::handle data, const char* what) {
     byte_view bytes(data);
-    if (OrthancPluginCreateMemoryBuffer(context(), target, bytes.size32()) !=
-        OrthancPluginErrorCode_Success)
+    if (allocate(target, bytes) != OrthancPluginErrorCode_Success)
         throw std::runtime_error(std::string("cannot allocate ") + what);
     if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
 }
 
+}  // namespace
+
+void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char* what) {
+    fill(target, data, what);
+}
+
 void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const char* what) {
-    byte_view bytes(data);
-    if (OrthancPluginCreateMemoryBuffer64(context(), target, bytes.size()) !=
-        OrthancPluginErrorCode_Success)
-        throw std::runtime_error(std::string("cannot allocate ") + what);
-    if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
+    fill(target, data, what);
 }
 
 void forget_all_callbacks(size_t index) {

@@ -3,6 +3,7 @@
 
 #include "errors.h"
 #include "interpreter_pool.h"
+#include "no_copy.h"
 #include "py_bytes.h"
 #include "sdk.h"
 
@@ -38,7 +39,7 @@ struct handle_traits {
 ///   invalidate() / release() wait for every lease to end, so a thread that got
 ///   the object from a callback cannot use it after Orthanc freed it.
 template <typename T>
-class handle {
+class handle : no_copy {
 public:
     /// The pointer, valid while this lives (an SDK call in progress); empty for
     /// an optional parameter given None.
@@ -64,8 +65,6 @@ public:
     };
 
     handle(T* pointer, bool owned) : pointer_(pointer), owned_(owned) {}
-    handle(const handle&) = delete;
-    handle& operator=(const handle&) = delete;
     ~handle() {
         T* pointer = pointer_.load();
         if (owned_ && pointer != nullptr) handle_traits<T>::destroy(pointer);
@@ -138,15 +137,13 @@ auto leased(Body body) {
 /// A borrowed handle for the duration of a callback: `object` goes to Python,
 /// and the handle is invalidated when this leaves scope (GIL held).
 template <typename T>
-class borrowed {
+class borrowed : no_copy {
 public:
     explicit borrowed(T* pointer)
         : raw_(new handle<T>(pointer, false)),
           object_(py::cast(raw_, py::return_value_policy::take_ownership)) {}
     borrowed(const T* pointer) : borrowed(const_cast<T*>(pointer)) {}
     ~borrowed() { raw_->invalidate(); }
-    borrowed(const borrowed&) = delete;
-    borrowed& operator=(const borrowed&) = delete;
 
     const py::object& object() const { return object_; }
     handle<T>& raw() { return *raw_; }
@@ -188,11 +185,9 @@ inline void free_buffer(OrthancPluginMemoryBuffer64* buffer) {
 
 /// Owns an OrthancPluginMemoryBuffer (or ...64) filled by the SDK; frees it on destruction.
 template <typename Buffer>
-class sdk_buffer {
+class sdk_buffer : no_copy {
 public:
     sdk_buffer() = default;
-    sdk_buffer(const sdk_buffer&) = delete;
-    sdk_buffer& operator=(const sdk_buffer&) = delete;
     ~sdk_buffer() {
         if (buffer_.data != nullptr) free_buffer(&buffer_);
     }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <Python.h>
+#include "no_copy.h"
 
 #include <array>
 #include <atomic>
@@ -174,27 +175,23 @@ private:
 /// - Construction and destruction must happen on the SAME OS thread.
 /// - May nest: a thread that holds another interpreter's GIL (or the same one's,
 ///   through a nested SDK call) has it detached for the duration and restored after.
-class attach_guard {
+class attach_guard : no_copy {
 public:
     explicit attach_guard(size_t index);
     ~attach_guard();
-    attach_guard(const attach_guard&) = delete;
-    attach_guard& operator=(const attach_guard&) = delete;
 
 private:
     PyThreadState* previous_;
 };
 
 /// Releases the GIL the calling thread holds for the lifetime of the object.
-class release_gil {
+class release_gil : no_copy {
 public:
     release_gil() : state_(PyEval_SaveThread()) {}
     // noexcept(false): on 3.13, a daemon thread that takes the GIL back after
     // finalization is ended by pthread_exit, whose forced unwind must not meet
     // a noexcept frame (std::terminate). finalize() makes this unlikely (see 3.).
     ~release_gil() noexcept(false) { PyEval_RestoreThread(state_); }
-    release_gil(const release_gil&) = delete;
-    release_gil& operator=(const release_gil&) = delete;
 
 private:
     PyThreadState* state_;
@@ -203,12 +200,10 @@ private:
 /// Around every SDK call: raises orthanc.OrthancException once the plugin is
 /// stopping (GIL held), else counts the call and releases the GIL for its
 /// lifetime, so Orthanc may call back into any interpreter meanwhile.
-class sdk_call {
+class sdk_call : no_copy {
 public:
     sdk_call();
     ~sdk_call() noexcept(false);
-    sdk_call(const sdk_call&) = delete;
-    sdk_call& operator=(const sdk_call&) = delete;
 
 private:
     PyThreadState* state_;
@@ -227,7 +222,7 @@ decltype(auto) without_gil(Call&& call) {
 /// Counted before the caller checks running(): finalize() sets running_ to
 /// false, then waits for the pool-wide count, so a callback is either refused
 /// or waited for (both sequentially consistent).
-class in_flight_scope {
+class in_flight_scope : no_copy {
 public:
     in_flight_scope(interpreter_pool& pool, size_t index)
         : stats_(pool.stats(index)),
@@ -245,8 +240,6 @@ public:
         stats_.in_flight.fetch_sub(1, std::memory_order_relaxed);
         active_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    in_flight_scope(const in_flight_scope&) = delete;
-    in_flight_scope& operator=(const in_flight_scope&) = delete;
 
 private:
     interpreter_stats& stats_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <pybind11/pybind11.h>
+#include "no_copy.h"
 
 #include <cstdint>
 #include <cstring>
@@ -14,7 +15,7 @@ namespace py = pybind11;
 /// The bytes of a bytes-like object (buffer protocol, no copy) or of a str
 /// (its UTF-8 form). Holds the object; the GIL may be released while it lives,
 /// since the view pins the buffer. GIL held for construction and destruction.
-class byte_view {
+class byte_view : no_copy {
 public:
     explicit byte_view(py::handle object) {
         if (PyUnicode_Check(object.ptr())) {
@@ -34,8 +35,6 @@ public:
     ~byte_view() {
         if (has_view_) PyBuffer_Release(&view_);
     }
-    byte_view(const byte_view&) = delete;
-    byte_view& operator=(const byte_view&) = delete;
 
     const char* data() const { return data_; }
     size_t size() const { return size_; }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <orthanc/OrthancCPlugin.h>
+#include "no_copy.h"
 
 #include <string>
 
@@ -16,11 +17,9 @@ void log_warning(const std::string& message);
 void log_error(const std::string& message);
 
 /// Owns a char* string allocated by the SDK; frees it on destruction.
-class sdk_string {
+class sdk_string : no_copy {
 public:
     explicit sdk_string(char* value) : value_(value) {}
-    sdk_string(const sdk_string&) = delete;
-    sdk_string& operator=(const sdk_string&) = delete;
     ~sdk_string();
 
     bool empty() const { return value_ == nullptr; }

@@ -13,27 +13,30 @@ namespace opm {
 
 namespace {
 
-/// bytes copied from memory that an SDK object owns; raises when there is none.
-py::bytes sdk_bytes(const void* data, int64_t size, const char* failure) {
-    if (size < 0 || (data == nullptr && size > 0))
-        raise_orthanc_exception(OrthancPluginErrorCode_InternalError, failure);
-    return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
+/// Defines a method that returns a copy of memory an SDK object owns:
+/// `locate(object)` gives (data, size) and runs without the GIL; `failure` is
+/// raised when there is no memory.
+template <typename T, typename Locate>
+void def_owned_bytes(py::class_<handle<T>>& cls, const binding_text& text, const char* failure,
+                     Locate locate) {
+    cls.def(text.name, leased<T>([failure, locate](T* object) {
+                const auto [data, size] = without_gil([&] { return locate(object); });
+                if (size < 0 || (data == nullptr && size > 0))
+                    raise_orthanc_exception(OrthancPluginErrorCode_InternalError, failure);
+                return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
+            }),
+            text.doc);
 }
 
 }  // namespace
 
 void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls,
                                  const binding_text& text) {
-    cls.def(text.name, leased<OrthancPluginImage>([](OrthancPluginImage* image) {
-                const auto [pixels, size] = without_gil([&] {
-                    return std::make_pair(
-                        OrthancPluginGetImageBuffer(context(), image),
-                        static_cast<int64_t>(OrthancPluginGetImagePitch(context(), image)) *
-                            OrthancPluginGetImageHeight(context(), image));
-                });
-                return sdk_bytes(pixels, size, "the image has no buffer");
-            }),
-            text.doc);
+    def_owned_bytes(cls, text, "the image has no buffer", [](OrthancPluginImage* image) {
+        const int64_t size = static_cast<int64_t>(OrthancPluginGetImagePitch(context(), image)) *
+                             OrthancPluginGetImageHeight(context(), image);
+        return std::make_pair(OrthancPluginGetImageBuffer(context(), image), size);
+    });
 }
 
 void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
@@ -61,14 +64,11 @@ void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
 
 void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls,
                                            const binding_text& text) {
-    cls.def(text.name, leased<OrthancPluginDicomInstance>([](OrthancPluginDicomInstance* instance) {
-                const auto [data, size] = without_gil([&] {
-                    return std::make_pair(OrthancPluginGetInstanceData(context(), instance),
-                                          OrthancPluginGetInstanceSize(context(), instance));
-                });
-                return sdk_bytes(data, size, "the instance has no data");
-            }),
-            text.doc);
+    def_owned_bytes(cls, text, "the instance has no data",
+                    [](OrthancPluginDicomInstance* instance) {
+                        return std::make_pair(OrthancPluginGetInstanceData(context(), instance),
+                                              OrthancPluginGetInstanceSize(context(), instance));
+                    });
 }
 
 void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
@@ -91,34 +91,32 @@ void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
 
 namespace {
 
-std::pair<uint16_t, uint16_t> find_query_tag(OrthancPluginFindQuery* query, uint32_t index) {
-    uint16_t group = 0;
-    uint16_t element = 0;
-    check_sdk(without_gil(
-        [&] { return OrthancPluginGetFindQueryTag(context(), &group, &element, query, index); }));
-    return std::make_pair(group, element);
+/// Defines GetFindQueryTag(index) (`element` false: the group) or
+/// GetFindQueryTagElement(index) (`element` true).
+void def_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls, const binding_text& text,
+                        bool element) {
+    cls.def(text.name,
+            leased<OrthancPluginFindQuery, uint32_t>([element](OrthancPluginFindQuery* query,
+                                                               uint32_t index) {
+                uint16_t tag[2] = {0, 0};  // group, element
+                check_sdk(without_gil([&] {
+                    return OrthancPluginGetFindQueryTag(context(), &tag[0], &tag[1], query, index);
+                }));
+                return tag[element ? 1 : 0];
+            }),
+            py::arg("index"), text.doc);
 }
 
 }  // namespace
 
 void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls,
                          const binding_text& text) {
-    cls.def(
-        text.name,
-        leased<OrthancPluginFindQuery, uint32_t>([](OrthancPluginFindQuery* query, uint32_t index) {
-            return find_query_tag(query, index).first;
-        }),
-        py::arg("index"), text.doc);
+    def_find_query_tag(cls, text, false);
 }
 
 void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls,
                                  const binding_text& text) {
-    cls.def(
-        text.name,
-        leased<OrthancPluginFindQuery, uint32_t>([](OrthancPluginFindQuery* query, uint32_t index) {
-            return find_query_tag(query, index).second;
-        }),
-        py::arg("index"), text.doc);
+    def_find_query_tag(cls, text, true);
 }
 
 namespace {
