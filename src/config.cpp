@@ -5,6 +5,7 @@
 #include <json/json.h>
 
 #include <sched.h>
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -22,20 +23,35 @@ const Json::Value* find_option(const Json::Value& root, const char* flat, const 
     return nullptr;
 }
 
+/// An option whose value is a path: PythonScript, or Python.Path...
+struct path_option {
+    const char* flat;
+    const char* key;
+    std::string plugin_config::* field;
+};
+
+/// The most interpreters the plugin runs (interpreter_pool's max_interpreters).
+constexpr long most_interpreters = 1024;
+
 unsigned parse_interpreters(const Json::Value& value, unsigned cpu_count) {
-    if (value.isString() && value.asString() == "auto") return cpu_count > 0 ? cpu_count : 1;
-    if (value.isIntegral() && value.asInt64() >= 1 && value.asInt64() <= 1024)
+    if (value.isString() && value.asString() == "auto")
+        return static_cast<unsigned>(std::clamp<long>(cpu_count, 1, most_interpreters));
+    // isInt64() first: asInt64() throws on a number out of its range (1e19).
+    if (value.isIntegral() && value.isInt64() && value.asInt64() >= 1 &&
+        value.asInt64() <= most_interpreters)
         return static_cast<unsigned>(value.asInt64());
     if (value.isString()) {
         // Orthanc configurations often hold numbers as strings ("4"): accept them.
         const std::string text = value.asString();
         char* end = nullptr;
         const long parsed = std::strtol(text.c_str(), &end, 10);
-        if (!text.empty() && *end == '\0' && parsed >= 1 && parsed <= 1024)
+        if (!text.empty() && *end == '\0' && parsed >= 1 && parsed <= most_interpreters)
             return static_cast<unsigned>(parsed);
     }
+    Json::StreamWriterBuilder writer;
+    writer["indentation"] = "";  // one line, without the newline FastWriter adds
     throw config_error("PythonInterpreters must be an integer from 1 to 1024 or \"auto\", not " +
-                       Json::FastWriter().write(value));
+                       Json::writeString(writer, value));
 }
 
 /// The libOrthancPython* files (the existing Python plugin) that Orthanc's "Plugins"
@@ -72,25 +88,22 @@ plugin_config parse_config(const std::string& json, unsigned cpu_count) {
         throw config_error("cannot parse Orthanc's configuration: " + errors);
 
     plugin_config config;
-    if (const Json::Value* v = find_option(root, "PythonScript", "Path")) {
-        if (!v->isString()) throw config_error("PythonScript must be a string");
-        if (!v->asString().empty()) config.script = fs::absolute(v->asString()).string();
-    }
-    if (const Json::Value* v = find_option(root, "PythonMainScript", "MainScript")) {
-        if (!v->isString()) throw config_error("PythonMainScript must be a string");
-        if (!v->asString().empty()) config.main_script = fs::absolute(v->asString()).string();
+    // Paths: an empty string is the same as no option.
+    const path_option paths[] = {
+        {"PythonScript", "Path", &plugin_config::script},
+        {"PythonMainScript", "MainScript", &plugin_config::main_script},
+        {"PythonVirtualEnv", "VirtualEnv", &plugin_config::virtual_env},
+        {"PythonHome", "Home", &plugin_config::home},
+    };
+    for (const path_option& option : paths) {
+        const Json::Value* v = find_option(root, option.flat, option.key);
+        if (v == nullptr) continue;
+        if (!v->isString()) throw config_error(std::string(option.flat) + " must be a string");
+        if (!v->asString().empty()) config.*option.field = fs::absolute(v->asString()).string();
     }
     if (const Json::Value* v = find_option(root, "PythonVerbose", "Verbose")) {
         if (!v->isBool()) throw config_error("PythonVerbose must be true or false");
         config.verbose = v->asBool();
-    }
-    if (const Json::Value* v = find_option(root, "PythonVirtualEnv", "VirtualEnv")) {
-        if (!v->isString()) throw config_error("PythonVirtualEnv must be a string");
-        if (!v->asString().empty()) config.virtual_env = fs::absolute(v->asString()).string();
-    }
-    if (const Json::Value* v = find_option(root, "PythonHome", "Home")) {
-        if (!v->isString()) throw config_error("PythonHome must be a string");
-        if (!v->asString().empty()) config.home = fs::absolute(v->asString()).string();
     }
     if (const Json::Value* v = find_option(root, "PythonInterpreters", "Interpreters"))
         config.interpreters = parse_interpreters(*v, cpu_count);

@@ -2,7 +2,10 @@
 // each scenario runs in a fresh process started by tests/embed/test_embed.py, as
 // CPython's _testembed does. With no Orthanc context, the plugin's log lines are
 // dropped; the scenarios print what the test checks and exit 0 on success.
+// The "config" scenario runs parse_config (src/config.cpp) alone, on the JSON text
+// and CPU count given as arguments, and starts no Python.
 
+#include "config.h"
 #include "interpreter_pool.h"
 
 #include <pybind11/embed.h>
@@ -10,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -135,6 +139,38 @@ void reap_thread_states() {
     std::printf("thread states reaped\n");
 }
 
+/// Parses `json` as the plugin does and prints each field on its own line as
+/// name=value; other_python_plugins gives its count, then one indexed line per file.
+/// A value refused: "config_error: <message>" on stderr and exit status 3.
+int config(const char* json, unsigned cpu_count) {
+    opm::plugin_config parsed;
+    try {
+        parsed = opm::parse_config(json, cpu_count);
+    } catch (const opm::config_error& error) {
+        std::fprintf(stderr, "config_error: %s\n", error.what());
+        return 3;
+    }
+    std::printf("script=%s\n", parsed.script.c_str());
+    std::printf("main_script=%s\n", parsed.main_script.c_str());
+    std::printf("verbose=%s\n", parsed.verbose ? "true" : "false");
+    std::printf("interpreters=%u\n", parsed.interpreters);
+    std::printf("virtual_env=%s\n", parsed.virtual_env.c_str());
+    std::printf("home=%s\n", parsed.home.c_str());
+    std::printf("other_python_plugins=%zu\n", parsed.other_python_plugins.size());
+    for (size_t i = 0; i < parsed.other_python_plugins.size(); ++i)
+        std::printf("other_python_plugins[%zu]=%s\n", i, parsed.other_python_plugins[i].c_str());
+    return 0;
+}
+
+/// A CPU count argument: a whole decimal number, else false.
+bool parse_count(const char* text, unsigned& count) {
+    char* end = nullptr;
+    const unsigned long parsed = std::strtoul(text, &end, 10);
+    if (*text < '0' || *text > '9' || *end != '\0' || parsed > 0xFFFFFFFFul) return false;
+    count = static_cast<unsigned>(parsed);
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -143,11 +179,18 @@ int main(int argc, char** argv) {
         {"nested-attach", nested_attach},
         {"reap-thread-states", reap_thread_states},
     };
-    if (argc != 2 || scenarios.count(argv[1]) == 0) {
-        std::fprintf(stderr, "usage: %s restart|nested-attach|reap-thread-states\n", argv[0]);
+    unsigned cpu_count = 0;
+    const bool is_config = argc >= 2 && std::strcmp(argv[1], "config") == 0;
+    if (is_config ? argc != 4 || !parse_count(argv[3], cpu_count)
+                  : argc != 2 || scenarios.count(argv[1]) == 0) {
+        std::fprintf(stderr,
+                     "usage: %s restart|nested-attach|reap-thread-states\n"
+                     "       %s config JSON CPU_COUNT\n",
+                     argv[0], argv[0]);
         return 2;
     }
     try {
+        if (is_config) return config(argv[2], cpu_count);
         scenarios.at(argv[1])();
     } catch (const std::exception& error) {
         std::fprintf(stderr, "%s: %s\n", argv[1], error.what());
