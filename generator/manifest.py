@@ -34,6 +34,15 @@ class Handwritten:
         return self.signature[1:].split(":", 1)[0].strip()
 
 
+@dataclass(frozen=True)
+class StubAlias:
+    """A type alias of orthanc.pyi for the callables the hand-written signatures take."""
+
+    name: str
+    type: str
+    comment: str  # written above the alias when not empty
+
+
 @dataclass
 class Manifest:
     handwritten: list[Handwritten] = field(default_factory=list)
@@ -48,6 +57,7 @@ class Manifest:
     since_sdk: dict[str, str] = field(default_factory=dict)
     # C name -> class Python name, for the functions of since_sdk that are methods.
     newer_methods: dict[str, str] = field(default_factory=dict)
+    stub_aliases: tuple[StubAlias, ...] = ()
 
     def covered(self) -> set[str]:
         return {name for entry in self.handwritten for name in entry.covers}
@@ -112,6 +122,7 @@ class Manifest:
             ),
             self.since_sdk,
             self.newer_methods,
+            self.stub_aliases,
         )
 
 
@@ -157,4 +168,14 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
         frozenset(data.get("nullable_params", {}).get("params", [])),
         dict(data.get("since_sdk", {})),
         dict(data.get("newer_methods", {})),
+        _stub_aliases(path, data.get("stub_aliases", {})),
     )
+
+
+def _stub_aliases(path: Path, table: dict[str, list[str]]) -> tuple[StubAlias, ...]:
+    aliases = []
+    for name, value in table.items():
+        if not name.isidentifier() or len(value) != 2:
+            raise ValueError(f"{path}: [stub_aliases] {name} = [type, comment], not {value!r}")
+        aliases.append(StubAlias(name, value[0], value[1]))
+    return tuple(aliases)

@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .manifest import Handwritten, Manifest
+from .manifest import Handwritten, Manifest, StubAlias
 from .raw import RawFunction, RawHeader, RawParam
 
 PREFIX = "OrthancPlugin"
@@ -122,6 +122,7 @@ class Model:
     unwrapped: tuple[Unwrapped, ...]
     sdk_functions: int  # M: every SDK function of the header
     newer: tuple[Newer, ...]  # wrapped with a newer SDK, absent from this header
+    stub_aliases: tuple[StubAlias, ...] = ()
 
     @property
     def wrapped_count(self) -> int:
@@ -393,6 +394,7 @@ def build_model(header: RawHeader, manifest: Manifest) -> Model:
         unwrapped=tuple(sorted(unwrapped, key=lambda u: u.c_name)),
         sdk_functions=len(sdk),
         newer=newer,
+        stub_aliases=manifest.stub_aliases,
     )
 
 
@@ -450,4 +452,5 @@ def model_from_json(data: dict[str, Any]) -> Model:
         unwrapped=tuple(Unwrapped(**u) for u in data["unwrapped"]),
         sdk_functions=data["sdk_functions"],
         newer=tuple(Newer(**n) for n in data["newer"]),
+        stub_aliases=tuple(StubAlias(**a) for a in data["stub_aliases"]),
     )

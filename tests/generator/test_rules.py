@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from generator.emit_cpp import emit_cpp, emit_function, emit_handwritten_header
 from generator.emit_pyi import emit_pyi
-from generator.manifest import Handwritten, Manifest, load_manifest
+from generator.manifest import Handwritten, Manifest, StubAlias, load_manifest
 from generator.model import UnsupportedError, model_from_json
 
 from .conftest import BuildModel, ParseHeader
@@ -214,6 +215,34 @@ def test_registers_entry_is_defined_by_the_generated_module(model: BuildModel) -
         '"handler", OrthancPluginRegister, on_handler);' in cpp
     )
     assert "def Register(handler: Callable[[str], int]) -> None:" in emit_pyi(m)
+
+
+def test_stub_aliases_come_from_the_manifest(model: BuildModel) -> None:
+    manifest = Manifest(
+        [
+            Handwritten(
+                "Register",
+                "",
+                ("OrthancPluginRegister",),
+                "bind_register",
+                "(callback: IdCallback) -> None",
+                "",
+            )
+        ],
+        stub_aliases=(StubAlias("IdCallback", "Callable[[str], int]", "callback(id) -> status"),),
+    )
+    stub = emit_pyi(model(REGISTER_HEADER, manifest))
+    assert "# callback(id) -> status\nIdCallback = Callable[[str], int]\n" in stub
+    assert "def Register(callback: IdCallback) -> None:" in stub
+    # The prelude defines no alias of its own.
+    assert stub.count(" = Callable[") == 1
+
+
+def test_every_stub_alias_of_the_manifest_is_used() -> None:
+    manifest = load_manifest()
+    signatures = " ".join(entry.signature for entry in manifest.handwritten)
+    unused = [a.name for a in manifest.stub_aliases if not re.search(rf"\b{a.name}\b", signatures)]
+    assert manifest.stub_aliases and unused == []
 
 
 @pytest.mark.parametrize(
