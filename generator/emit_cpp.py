@@ -212,9 +212,22 @@ def emit_handwritten_header(model: Model) -> str:
         "};",
         "",
     ]
+    registrations = [_declare_registration(e) for e in model.handwritten if e.registers]
+    if registrations:
+        lines += [
+            "/// The callback lists and trampolines of the registrations that",
+            "/// generator/manifest.toml describes with `registers`: their family files",
+            "/// define them (checked against these declarations), and the generated",
+            "/// module registers them.",
+            "template <typename Entry>",
+            "class callback_list_of;",
+            "using callback_list = callback_list_of<py::object>;",
+            *registrations,
+            "",
+        ]
     for entry in model.handwritten:
         if entry.registers:
-            continue  # defined in the generated module (see _declare_registration)
+            continue  # the generated module defines it
         lines.append(f"/// {entry.py_name}")
         if entry.owner:
             target = f"py::class_<handle<{classes[entry.owner]}>>& cls"
@@ -249,7 +262,7 @@ def _declare_registration(entry: Handwritten) -> str:
     callbacks, trampoline = entry.registers
     return (
         f"extern callback_list {callbacks};  // {entry.py_name}\n"
-        f"trampoline_of<decltype(&{entry.covers[0]})> {trampoline};\n"
+        f"trampoline_of<decltype(&{entry.covers[0]})> {trampoline};"
     )
 
 
@@ -261,14 +274,6 @@ def emit_cpp(model: Model) -> str:
         '#include "py_bytes.h"\n#include "sdk.h"\n\n',
         "namespace opm {\n\n",
     ]
-    registrations = [_declare_registration(e) for e in model.handwritten if e.registers]
-    if registrations:
-        out.append(
-            "// Defined by the family files for the registrations that\n"
-            "// generator/manifest.toml describes with `registers`.\n"
-        )
-        out += registrations
-        out.append("\n")
     for cls in model.classes:
         # Types with no Free function are only ever borrowed, never owned.
         # No context after OrthancPluginFinalize: leak rather than crash.

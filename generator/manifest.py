@@ -103,16 +103,12 @@ class Manifest:
         """The entries that apply to a header of `header_version`.
 
         A hand-written binding applies when a function it covers is in that header
-        (CreateJob covers CreateJob2 too, where the header has it); an unsupported
+        (CreateJob covers CreateJob2 too, where the header has it), one with
+        `registers` when its registration function covers[0] is; an unsupported
         entry when its function is.
         """
         return Manifest(
-            [
-                entry
-                for entry in self.handwritten
-                if not entry.covers
-                or any(self.in_header(name, header_version) for name in entry.covers)
-            ],
+            [entry for entry in self.handwritten if _applies(entry, self, header_version)],
             {n: r for n, r in self.unsupported.items() if self.in_header(n, header_version)},
             self.class_docs,
             self.not_answering,
@@ -126,11 +122,19 @@ class Manifest:
         )
 
 
+def _applies(entry: Handwritten, manifest: Manifest, header_version: Version) -> bool:
+    if entry.registers:  # the generated module calls covers[0]
+        return manifest.in_header(entry.covers[0], header_version)
+    return not entry.covers or any(manifest.in_header(n, header_version) for n in entry.covers)
+
+
 def _check_entry(path: Path, entry: Handwritten) -> None:
     """Names written into generated C++ as identifiers must be identifiers, and an
     entry has a binder or `registers` (its callback list and trampoline), not both."""
-    if bool(entry.binder) == bool(entry.registers):
-        raise ValueError(f"{path}: {entry.py_name} needs a binder or `registers`, not both")
+    if entry.binder and entry.registers:
+        raise ValueError(f"{path}: {entry.py_name} has both a binder and `registers`")
+    if not entry.binder and not entry.registers:
+        raise ValueError(f"{path}: {entry.py_name} needs a binder or `registers`")
     names = [entry.py_name, *([entry.binder] if entry.binder else entry.registers)]
     if entry.registers:
         if len(entry.registers) != 2 or not entry.covers or entry.owner:
@@ -138,6 +142,8 @@ def _check_entry(path: Path, entry: Handwritten) -> None:
                 f"{path}: {entry.py_name}: `registers` is [list, trampoline], for a module "
                 "function whose first `covers` is the SDK registration function"
             )
+        if entry.signature.count(":") != 1:
+            raise ValueError(f"{path}: {entry.py_name}: `registers` takes one callable")
         names.append(entry.registration_arg())
     if not all(name.isidentifier() for name in names):
         raise ValueError(f"{path}: not an identifier among {names!r} ({entry.py_name})")
@@ -175,7 +181,12 @@ def load_manifest(path: Path = DEFAULT_PATH) -> Manifest:
 def _stub_aliases(path: Path, table: dict[str, list[str]]) -> tuple[StubAlias, ...]:
     aliases = []
     for name, value in table.items():
-        if not name.isidentifier() or len(value) != 2:
+        if not (
+            name.isidentifier()
+            and isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(part, str) for part in value)
+        ):
             raise ValueError(f"{path}: [stub_aliases] {name} = [type, comment], not {value!r}")
         aliases.append(StubAlias(name, value[0], value[1]))
     return tuple(aliases)

@@ -245,16 +245,4 @@ void def_registration(py::module_& m, const binding_text& text, callback_list& l
     });
 }
 
-/// The function type of the C callback that an SDK registration function
-/// `OrthancPluginRegister...(context, callback)` takes: the generated module
-/// declares a family's trampoline with it, `trampoline_of<decltype(&F)> on_x;`.
-template <typename Registration>
-struct trampoline_of_t;
-template <typename Result, typename Callback>
-struct trampoline_of_t<Result (*)(OrthancPluginContext*, Callback)> {
-    using type = std::remove_pointer_t<Callback>;
-};
-template <typename Registration>
-using trampoline_of = typename trampoline_of_t<Registration>::type;
-
 }  // namespace opm

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "interpreter_pool.h"
 #include "sdk.h"
 
 #include <json/json.h>
@@ -30,27 +31,27 @@ struct path_option {
     std::string plugin_config::* field;
 };
 
-/// The most interpreters the plugin runs (interpreter_pool's max_interpreters).
-constexpr long most_interpreters = 1024;
-
 unsigned parse_interpreters(const Json::Value& value, unsigned cpu_count) {
     if (value.isString() && value.asString() == "auto")
-        return static_cast<unsigned>(std::clamp<long>(cpu_count, 1, most_interpreters));
+        return static_cast<unsigned>(std::clamp<size_t>(cpu_count, 1, max_interpreters));
     // isInt64() first: asInt64() throws on a number out of its range (1e19).
     if (value.isIntegral() && value.isInt64() && value.asInt64() >= 1 &&
-        value.asInt64() <= most_interpreters)
+        value.asInt64() <= static_cast<int64_t>(max_interpreters))
         return static_cast<unsigned>(value.asInt64());
     if (value.isString()) {
         // Orthanc configurations often hold numbers as strings ("4"): accept them.
         const std::string text = value.asString();
         char* end = nullptr;
         const long parsed = std::strtol(text.c_str(), &end, 10);
-        if (!text.empty() && *end == '\0' && parsed >= 1 && parsed <= most_interpreters)
+        if (!text.empty() && *end == '\0' && parsed >= 1 &&
+            parsed <= static_cast<long>(max_interpreters))
             return static_cast<unsigned>(parsed);
     }
     Json::StreamWriterBuilder writer;
-    writer["indentation"] = "";  // one line, without the newline FastWriter adds
-    throw config_error("PythonInterpreters must be an integer from 1 to 1024 or \"auto\", not " +
+    writer["indentation"] = "";       // one line
+    writer["commentStyle"] = "None";  // the value only, not the comments around it
+    throw config_error("PythonInterpreters must be an integer from 1 to " +
+                       std::to_string(max_interpreters) + " or \"auto\", not " +
                        Json::writeString(writer, value));
 }
 
@@ -88,7 +89,8 @@ plugin_config parse_config(const std::string& json, unsigned cpu_count) {
         throw config_error("cannot parse Orthanc's configuration: " + errors);
 
     plugin_config config;
-    // Paths: an empty string is the same as no option.
+    // Paths, made absolute. An empty string means none, and the option's other form
+    // (flat or in the "Python" section) is not looked at then.
     const path_option paths[] = {
         {"PythonScript", "Path", &plugin_config::script},
         {"PythonMainScript", "MainScript", &plugin_config::main_script},

@@ -42,32 +42,39 @@ OrthancPluginErrorCode answer_query(callback_list& list, const char* what, Answe
 
 using callables = std::vector<py::object>;
 
+/// How the first forms pass the AE titles, as the existing plugin does: C-FIND
+/// as keyword arguments (issuerAet=, calledAet=), worklists positionally.
+enum class aets_as { keywords, positional };
+
+/// call_each of answer_query for the forms with the AE titles.
+auto with_aets(const char* issuer_aet, const char* called_aet, aets_as form) {
+    return [=](const callables& callbacks, py::handle py_answers, py::handle py_query) {
+        py::str issuer = decode_text(issuer_aet);
+        py::str called = decode_text(called_aet);
+        for (const py::object& callback : callbacks) {
+            if (form == aets_as::keywords)
+                callback(py_answers, py_query, py::arg("issuerAet") = issuer,
+                         py::arg("calledAet") = called);
+            else
+                callback(py_answers, py_query, issuer, called);
+        }
+    };
+}
+
 }  // namespace
 
 OrthancPluginErrorCode on_find(OrthancPluginFindAnswers* answers,
                                const OrthancPluginFindQuery* query, const char* issuer_aet,
                                const char* called_aet) {
-    return answer_query(
-        g_find, "the C-FIND callback", answers, query,
-        [&](const callables& callbacks, py::handle py_answers, py::handle py_query) {
-            py::dict aets;  // keyword arguments, as the existing plugin passes
-            aets["issuerAet"] = decode_text(issuer_aet);
-            aets["calledAet"] = decode_text(called_aet);
-            for (const py::object& callback : callbacks) callback(py_answers, py_query, **aets);
-        });
+    return answer_query(g_find, "the C-FIND callback", answers, query,
+                        with_aets(issuer_aet, called_aet, aets_as::keywords));
 }
 
 OrthancPluginErrorCode on_worklist(OrthancPluginWorklistAnswers* answers,
                                    const OrthancPluginWorklistQuery* query, const char* issuer_aet,
                                    const char* called_aet) {
-    return answer_query(
-        g_worklist, "the worklist callback", answers, query,
-        [&](const callables& callbacks, py::handle py_answers, py::handle py_query) {
-            py::str issuer = decode_text(issuer_aet);
-            py::str called = decode_text(called_aet);
-            for (const py::object& callback : callbacks)
-                callback(py_answers, py_query, issuer, called);
-        });
+    return answer_query(g_worklist, "the worklist callback", answers, query,
+                        with_aets(issuer_aet, called_aet, aets_as::positional));
 }
 
 namespace {

@@ -1,5 +1,6 @@
 // The base of the scope guards and owners in src/: an object that is neither
-// copied nor assigned (nor, unless it declares so, moved).
+// copied nor assigned, nor moved (a class that must move, as handle<T>::lease,
+// writes its own copy and move members instead of deriving from this).
 #pragma once
 
 namespace opm {

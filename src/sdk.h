@@ -5,6 +5,7 @@
 #include "no_copy.h"
 
 #include <string>
+#include <type_traits>
 
 namespace opm {
 
@@ -28,5 +29,18 @@ public:
 private:
     char* value_;
 };
+
+/// The function type of the C callback that an SDK registration function
+/// `OrthancPluginRegister...(context, callback)` takes: the generated header
+/// declares a family's trampoline with it, `trampoline_of<decltype(&F)> on_x;`,
+/// so that the compiler checks the family file's definition against the SDK.
+template <typename Registration>
+struct trampoline_of_t;
+template <typename Result, typename Callback>
+struct trampoline_of_t<Result (*)(OrthancPluginContext*, Callback)> {
+    using type = std::remove_pointer_t<Callback>;
+};
+template <typename Registration>
+using trampoline_of = typename trampoline_of_t<Registration>::type;
 
 }  // namespace opm

@@ -64,11 +64,14 @@ void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
 
 void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls,
                                            const binding_text& text) {
-    def_owned_bytes(cls, text, "the instance has no data",
-                    [](OrthancPluginDicomInstance* instance) {
-                        return std::make_pair(OrthancPluginGetInstanceData(context(), instance),
-                                              OrthancPluginGetInstanceSize(context(), instance));
-                    });
+    def_owned_bytes(
+        cls, text, "the instance has no data", [](OrthancPluginDicomInstance* instance) {
+            const void* data = OrthancPluginGetInstanceData(context(), instance);
+            // No data is an error, even for an empty instance: size -1.
+            return std::make_pair(data, data != nullptr
+                                            ? OrthancPluginGetInstanceSize(context(), instance)
+                                            : int64_t{-1});
+        });
 }
 
 void bind_lookup_dictionary(py::module_& m, const binding_text& text) {

@@ -162,6 +162,15 @@ def test_config_with_comments_as_orthanc_writes_them(driver: Path, cwd: Path) ->
     assert (parsed["script"], parsed["interpreters"]) == ("/srv/plugin.py", "2")
 
 
+def test_config_refusal_quotes_the_value_without_its_comments(driver: Path, cwd: Path) -> None:
+    text = """{
+      "PythonInterpreters" : /* how many */ 0  // one per core
+    }"""
+    assert refusal(parse(driver, text, cwd)) == (
+        'PythonInterpreters must be an integer from 1 to 1024 or "auto", not 0'
+    )
+
+
 # (flat option, its key in the "Python" section, a value, the field, what the field holds;
 # a relative path is given relative to the driver's working directory).
 OPTIONS = [

@@ -206,10 +206,11 @@ def test_registers_entry_is_defined_by_the_generated_module(model: BuildModel) -
     assert (m.wrapped_count, m.sdk_functions) == (1, 1)
     # No binder to declare: the family file defines the list and the trampoline,
     # declared here with the C callback type of the SDK registration function.
-    assert "Register" not in emit_handwritten_header(m)
+    header = emit_handwritten_header(m)
+    assert "bind_register" not in header  # no binder to declare
+    assert "extern callback_list g_handlers;" in header
+    assert "trampoline_of<decltype(&OrthancPluginRegister)> on_handler;" in header
     cpp = emit_cpp(m)
-    assert "extern callback_list g_handlers;" in cpp
-    assert "trampoline_of<decltype(&OrthancPluginRegister)> on_handler;" in cpp
     assert (
         'def_registration(m_module, {"Register", "Registers handler(id)."}, g_handlers, '
         '"handler", OrthancPluginRegister, on_handler);' in cpp
@@ -245,23 +246,27 @@ def test_every_stub_alias_of_the_manifest_is_used() -> None:
     assert manifest.stub_aliases and unused == []
 
 
+ONE_CALLABLE = "(callback: Callable[[str], int]) -> None"
+
+
 @pytest.mark.parametrize(
-    ("binder", "registers", "message"),
+    ("binder", "registers", "signature", "message"),
     [
-        ("bind_register", ("g_handlers", "on_handler"), "not both"),
-        ("", (), "needs a binder"),
-        ("", ("g_handlers",), "is \\[list, trampoline\\]"),
-        ("", ("g_handlers", "on-handler"), "not an identifier"),
+        ("bind_register", ("g_handlers", "on_handler"), ONE_CALLABLE, "both a binder and"),
+        ("", (), ONE_CALLABLE, "needs a binder or `registers`"),
+        ("", ("g_handlers",), ONE_CALLABLE, "is \\[list, trampoline\\]"),
+        ("", ("g_handlers", "on-handler"), ONE_CALLABLE, "not an identifier"),
+        ("", ("g_handlers", "on_handler"), "(a: int, b: int) -> None", "takes one callable"),
     ],
 )
 def test_manifest_entry_needs_a_binder_or_registers(
-    tmp_path: Path, binder: str, registers: tuple[str, ...], message: str
+    tmp_path: Path, binder: str, registers: tuple[str, ...], signature: str, message: str
 ) -> None:
     lines = [
         "[[handwritten]]",
         'name = "Register"',
         'covers = ["OrthancPluginRegister"]',
-        'signature = "(callback: Callable[[str], int]) -> None"',
+        f'signature = "{signature}"',
     ]
     if binder:
         lines.append(f'binder = "{binder}"')

@@ -39,6 +39,16 @@ def dcmtk(tool: str, server: OrthancServer, *args: str) -> subprocess.CompletedP
     )
 
 
+def findscu(server: OrthancServer, *args: str) -> str:
+    """Runs findscu against the server; it must end with a successful final response.
+    Returns what it printed."""
+    result = dcmtk("findscu", server, *args)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Received Final Find Response (Success)" in output
+    return output
+
+
 def storescu(
     server: OrthancServer, folder: Path, *files: bytes
 ) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
-from .helpers import SCP_CONFIG, dcmtk, move_study, storescu, upload, wait_for_log
+from .helpers import SCP_CONFIG, dcmtk, findscu, move_study, storescu, upload, wait_for_log
 from .orthanc_server import OrthancServer
 
 INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
@@ -251,24 +251,10 @@ orthanc.RegisterMoveCallback(OnMove)
 @INTERPRETERS
 def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    result = dcmtk(
-        "findscu",
-        server,
-        "-S",
-        "-aet",
-        "FINDSCU",
-        "-aec",
-        "ORTHANC",
-        "-k",
-        "QueryRetrieveLevel=STUDY",
-        "-k",
-        "PatientName=TEST",
-        "-k",
-        "StudyDescription=",
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "Received Final Find Response (Success)" in output
+    output = findscu(
+        server, "-S", "-aet", "FINDSCU", "-aec", "ORTHANC",
+        "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=TEST", "-k", "StudyDescription=",
+    )  # fmt: skip
     assert "PY-TEST" in output
     # The first tag of the query as Orthanc hands it over: (0008,0052) QueryRetrieveLevel.
     assert "[group 0008]" in output
@@ -281,18 +267,9 @@ def test_findscu_worklist_gets_matching_python_answers(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
-    result = dcmtk(
-        "findscu",
-        server,
-        "-W",
-        "-k",
-        "ScheduledProcedureStepSequence[0].Modality=MR",
-        "-k",
-        "PatientName=",
+    output = findscu(
+        server, "-W", "-k", "ScheduledProcedureStepSequence[0].Modality=MR", "-k", "PatientName="
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "Received Final Find Response (Success)" in output
     assert "WORKLIST^MR" in output
     assert "WORKLIST^CT" not in output
 

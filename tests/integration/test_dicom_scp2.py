@@ -13,7 +13,7 @@ import re
 import pytest
 
 from .conftest import StartOrthanc
-from .helpers import SCP_CONFIG, dcmtk, installed_sdk, move_study, wait_for_log
+from .helpers import SCP_CONFIG, findscu, installed_sdk, move_study, wait_for_log
 
 HAS_CONNECTION = installed_sdk() >= (1, 12, 10)
 
@@ -81,21 +81,17 @@ def test_scp_callbacks_with_the_dicom_connection(orthanc: StartOrthanc, interpre
         return
 
     server = orthanc(SCP2, interpreters=interpreters, extra=SCP_CONFIG)
-    found = dcmtk(
-        "findscu", server, "-S", "-aet", "FINDSCU", "-aec", "ORTHANC",
+    output = findscu(
+        server, "-S", "-aet", "FINDSCU", "-aec", "ORTHANC",
         "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=TEST",
     )  # fmt: skip
-    output = found.stdout + found.stderr
-    assert found.returncode == 0, output
     assert "PY2-TEST" in output
     assert "C-FIND2 FINDSCU@127.0.0.1 -> ORTHANC" in server.log()
 
-    worklist = dcmtk(
-        "findscu", server, "-W", "-aet", "WLSCU", "-aec", "ORTHANC",
+    output = findscu(
+        server, "-W", "-aet", "WLSCU", "-aec", "ORTHANC",
         "-k", "ScheduledProcedureStepSequence[0].Modality=MR", "-k", "PatientName=",
     )  # fmt: skip
-    output = worklist.stdout + worklist.stderr
-    assert worklist.returncode == 0, output
     assert "WORKLIST2^MR" in output
     assert "WORKLIST2 WLSCU@127.0.0.1 -> ORTHANC" in server.log()
 
