@@ -227,6 +227,54 @@ def test_script_forking_at_import_falls_back_to_the_main_interpreter(
     assert "runs in the main interpreter alone" in warnings[0]
 
 
+# spawn and forkserver (3.14's default on Linux) start fresh Python processes that
+# import the pool's functions by module name: the Orthanc Book's pattern works when
+# those live in a module of their own, which does not import orthanc (the orthanc
+# module exists only inside Orthanc). Such pools work in sub-interpreters too.
+MP_WORKERS = """
+def Square(value):
+    return value * value
+"""
+
+SPAWNING_POOL = """
+import multiprocessing
+import orthanc
+import mp_workers
+
+POOL = multiprocessing.get_context('METHOD').Pool(1)
+
+def Route(output, uri, **request):
+    output.AnswerBuffer('%d %d' % (orthanc.GetInterpreterIndex(),
+                                   POOL.apply(mp_workers.Square, (7,))), 'text/plain')
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        POOL.terminate()
+
+orthanc.RegisterRestCallback('/square', Route)
+orthanc.RegisterOnChangeCallback(OnChange)
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("interpreters", [1, 2])
+def test_spawn_and_forkserver_pools_run_workers_from_their_own_module(
+    orthanc: StartOrthanc, method: str, interpreters: int
+) -> None:
+    server = orthanc(
+        SPAWNING_POOL.replace("METHOD", method), interpreters=interpreters, start=False
+    )
+    (server.folder / "mp_workers.py").write_text(MP_WORKERS)
+    server.start()
+    answers = [server.get("/square").text.split() for _ in range(6)]
+    assert {square for _, square in answers} == {"49"}
+    assert {int(index) for index, _ in answers} <= set(range(interpreters))
+    # No fall-back: each sub-interpreter made its own pool.
+    status = server.get("/python/interpreters").json()
+    assert [entry["Index"] for entry in status["Interpreters"]] == list(range(interpreters))
+    assert "runs in the main interpreter alone" not in server.log()
+
+
 def test_script_failing_in_the_main_interpreter_too_still_stops_orthanc(
     orthanc: StartOrthanc, imaging_venv: Path
 ) -> None:
