@@ -18,7 +18,12 @@ root=$(bash "$checkout/scripts/forky-root.sh")
 copy=${OPM_FORKY_COPY:-/opt/opm-$(basename "$checkout")}
 
 # The tracked and untracked-but-not-ignored files, as they are in the work tree.
+# What an earlier run copied goes first, so that a file deleted or renamed in
+# the checkout does not live on in the copy (and get collected by pytest or
+# ruff there); only the build outputs stay.
 mkdir -p "$root$copy"
+(cd "$root$copy" && find . -mindepth 1 \( -path ./build -o -path './.venv*' -o -path ./perf/results \) \
+  -prune -o ! -type d -print0 | xargs -0 -r rm -f)
 (cd "$checkout" && git ls-files -z --cached --others --exclude-standard |
   xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
   tar --null -T - -cf -) | tar -xf - -C "$root$copy"
