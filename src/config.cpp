@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 namespace opm {
@@ -16,12 +17,29 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// The value of `flat` at the top level, or of `key` inside the "Python" section.
-const Json::Value* find_option(const Json::Value& root, const char* flat, const char* key) {
-    if (root.isMember(flat)) return &root[flat];
-    if (root.isMember("Python") && root["Python"].isObject() && root["Python"].isMember(key))
-        return &root["Python"][key];
-    return nullptr;
+/// An option found in the configuration, with the name it was given under.
+struct found_option {
+    const Json::Value& value;
+    std::string name;  ///< "PythonScript", or "Python.Path" in the section
+};
+
+/// The option `flat` at the top level, or else `key` inside the "Python" section.
+std::optional<found_option> find_option(const Json::Value& root, const char* flat,
+                                        const char* key) {
+    if (root.isMember(flat)) return found_option{root[flat], flat};
+    if (root.isMember("Python") && root["Python"].isMember(key))
+        return found_option{root["Python"][key], std::string("Python.") + key};
+    return std::nullopt;
+}
+
+/// A whole number written in decimal digits only (no sign, no space), within [1, limit].
+std::optional<unsigned> whole_number(const std::string& text, unsigned limit) {
+    if (text.empty() || text.size() > 9 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    const unsigned long parsed = std::stoul(text);
+    if (parsed < 1 || parsed > limit) return std::nullopt;
+    return static_cast<unsigned>(parsed);
 }
 
 /// An option whose value is a path: PythonScript, or Python.Path...
@@ -31,26 +49,21 @@ struct path_option {
     std::string plugin_config::* field;
 };
 
-unsigned parse_interpreters(const Json::Value& value, unsigned cpu_count) {
+unsigned parse_interpreters(const found_option& option, unsigned cpu_count) {
+    const Json::Value& value = option.value;
     if (value.isString() && value.asString() == "auto")
         return static_cast<unsigned>(std::clamp<size_t>(cpu_count, 1, max_interpreters));
     // isInt64() first: asInt64() throws on a number out of its range (1e19).
     if (value.isIntegral() && value.isInt64() && value.asInt64() >= 1 &&
         value.asInt64() <= static_cast<int64_t>(max_interpreters))
         return static_cast<unsigned>(value.asInt64());
-    if (value.isString()) {
-        // Orthanc configurations often hold numbers as strings ("4"): accept them.
-        const std::string text = value.asString();
-        char* end = nullptr;
-        const long parsed = std::strtol(text.c_str(), &end, 10);
-        if (!text.empty() && *end == '\0' && parsed >= 1 &&
-            parsed <= static_cast<long>(max_interpreters))
-            return static_cast<unsigned>(parsed);
-    }
+    // Orthanc configurations often hold numbers as strings ("4"): accept them.
+    if (value.isString())
+        if (auto parsed = whole_number(value.asString(), max_interpreters)) return *parsed;
     Json::StreamWriterBuilder writer;
     writer["indentation"] = "";       // one line
     writer["commentStyle"] = "None";  // the value only, not the comments around it
-    throw config_error("PythonInterpreters must be an integer from 1 to " +
+    throw config_error(option.name + " must be an integer from 1 to " +
                        std::to_string(max_interpreters) + " or \"auto\", not " +
                        Json::writeString(writer, value));
 }
@@ -88,6 +101,11 @@ plugin_config parse_config(const std::string& json, unsigned cpu_count) {
     if (!Json::parseFromStream(builder, stream, &root, &errors) || !root.isObject())
         throw config_error("cannot parse Orthanc's configuration: " + errors);
 
+    // A "Python" value that is not an object is refused, as the existing plugin
+    // refuses it: the options meant for it would otherwise be ignored unsaid.
+    if (root.isMember("Python") && !root["Python"].isObject())
+        throw config_error("the \"Python\" section must be a JSON object");
+
     plugin_config config;
     // Paths, made absolute. An empty string means none, and the option's other form
     // (flat or in the "Python" section) is not looked at then.
@@ -98,17 +116,18 @@ plugin_config parse_config(const std::string& json, unsigned cpu_count) {
         {"PythonHome", "Home", &plugin_config::home},
     };
     for (const path_option& option : paths) {
-        const Json::Value* v = find_option(root, option.flat, option.key);
-        if (v == nullptr) continue;
-        if (!v->isString()) throw config_error(std::string(option.flat) + " must be a string");
-        if (!v->asString().empty()) config.*option.field = fs::absolute(v->asString()).string();
+        const auto found = find_option(root, option.flat, option.key);
+        if (!found) continue;
+        if (!found->value.isString()) throw config_error(found->name + " must be a string");
+        const std::string path = found->value.asString();
+        if (!path.empty()) config.*option.field = fs::absolute(path).string();
     }
-    if (const Json::Value* v = find_option(root, "PythonVerbose", "Verbose")) {
-        if (!v->isBool()) throw config_error("PythonVerbose must be true or false");
-        config.verbose = v->asBool();
+    if (const auto found = find_option(root, "PythonVerbose", "Verbose")) {
+        if (!found->value.isBool()) throw config_error(found->name + " must be true or false");
+        config.verbose = found->value.asBool();
     }
-    if (const Json::Value* v = find_option(root, "PythonInterpreters", "Interpreters"))
-        config.interpreters = parse_interpreters(*v, cpu_count);
+    if (const auto found = find_option(root, "PythonInterpreters", "Interpreters"))
+        config.interpreters = parse_interpreters(*found, cpu_count);
     config.other_python_plugins = find_other_python_plugins(root);
     return config;
 }

@@ -258,6 +258,7 @@ def test_config_flat_and_section_options_combine(driver: Path, cwd: Path) -> Non
         (1, 4, "1"),
         (1024, 4, "1024"),
         ("4", 2, "4"),  # Orthanc configurations often hold numbers as strings
+        ("0004", 2, "4"),
         ("1024", 2, "1024"),
     ],
 )
@@ -271,15 +272,19 @@ def test_config_interpreters_accepted(
 @pytest.mark.parametrize("form", ["flat", "Python section"])
 @pytest.mark.parametrize(
     "value",
-    [0, -1, 1025, "0", "1025", "many", "", "AUTO", "4.5", 2.5, True, None, [4], 1e19, 2**64 - 1],
+    [
+        *(0, -1, 1025, "0", "1025", "many", "", "AUTO", "4.5", 2.5, True, None, [4], 1e19),
+        *(2**64 - 1, " 4", "4 ", "+4", "-4", "4\n", "0x4", "99999999999999999999"),
+    ],
     ids=json.dumps,
 )
 def test_config_interpreters_refused(driver: Path, cwd: Path, form: str, value: object) -> None:
-    configuration = (
-        {"PythonInterpreters": value} if form == "flat" else {"Python": {"Interpreters": value}}
-    )
+    if form == "flat":
+        configuration, name = {"PythonInterpreters": value}, "PythonInterpreters"
+    else:
+        configuration, name = {"Python": {"Interpreters": value}}, "Python.Interpreters"
     assert refusal(parse(driver, configuration, cwd)) == (
-        'PythonInterpreters must be an integer from 1 to 1024 or "auto", not '
+        f'{name} must be an integer from 1 to 1024 or "auto", not '
         + json.dumps(value, separators=(",", ":"))
     )
 
@@ -305,6 +310,33 @@ def test_config_value_of_the_wrong_type_refused(
     driver: Path, cwd: Path, option: str, value: object, message: str
 ) -> None:
     assert refusal(parse(driver, {option: value}, cwd)) == message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("Path", 42, "Python.Path must be a string"),
+        ("MainScript", None, "Python.MainScript must be a string"),
+        ("VirtualEnv", ["venv"], "Python.VirtualEnv must be a string"),
+        ("Home", {}, "Python.Home must be a string"),
+        ("Verbose", "yes", "Python.Verbose must be true or false"),
+    ],
+)
+def test_config_refusal_names_the_option_inside_the_python_section(
+    driver: Path, cwd: Path, key: str, value: object, message: str
+) -> None:
+    assert refusal(parse(driver, {"Python": {key: value}}, cwd)) == message
+
+
+@pytest.mark.parametrize("section", ["/srv/plugin.py", 4, ["Path"], None, True])
+def test_config_python_section_that_is_not_an_object_refused(
+    driver: Path, cwd: Path, section: object
+) -> None:
+    # Its options would otherwise be ignored without a word (the existing plugin refuses it too).
+    configuration = {"PythonScript": "/srv/plugin.py", "Python": section}
+    assert refusal(parse(driver, configuration, cwd)) == (
+        'the "Python" section must be a JSON object'
+    )
 
 
 def test_config_relative_paths_are_made_absolute(driver: Path, cwd: Path) -> None:
