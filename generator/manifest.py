@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,19 @@ class Handwritten:
     # module defines the Python function; there is no binder.
     registers: tuple[str, ...] = ()
 
+    def parameters(self) -> list[str]:
+        """The Python names of the signature's parameters: ["callback"] for
+        "(callback: ...) -> None"."""
+        function = ast.parse(f"def f{self.signature}: ...").body[0]
+        assert isinstance(function, ast.FunctionDef)
+        arguments = function.args
+        every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+        return [argument.arg for argument in every]
+
     def registration_arg(self) -> str:
-        """The Python name of the one parameter: `callback` in "(callback: ...) -> None"."""
-        return self.signature[1:].split(":", 1)[0].strip()
+        """The Python name of the one parameter of a `registers` entry."""
+        return self.parameters()[0]
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,7 @@ def _check_entry(path: Path, entry: Handwritten) -> None:
                 f"{path}: {entry.py_name}: `registers` is [list, trampoline], for a module "
                 "function whose first `covers` is the SDK registration function"
             )
-        if entry.signature.count(":") != 1:
+        if len(entry.parameters()) != 1:
             raise ValueError(f"{path}: {entry.py_name}: `registers` takes one callable")
         names.append(entry.registration_arg())
     if not all(name.isidentifier() for name in names):

@@ -7,6 +7,7 @@
 
 #include <sched.h>
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <optional>
 #include <sstream>
@@ -34,12 +35,11 @@ std::optional<found_option> find_option(const Json::Value& root, const char* fla
 
 /// A whole number written in decimal digits only (no sign, no space), within [1, limit].
 std::optional<unsigned> whole_number(const std::string& text, unsigned limit) {
-    if (text.empty() || text.size() > 9 ||
-        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return std::nullopt;
-    const unsigned long parsed = std::stoul(text);
-    if (parsed < 1 || parsed > limit) return std::nullopt;
-    return static_cast<unsigned>(parsed);
+    unsigned parsed = 0;
+    const char* end = text.data() + text.size();
+    const auto [stop, error] = std::from_chars(text.data(), end, parsed);
+    if (error != std::errc() || stop != end || parsed < 1 || parsed > limit) return std::nullopt;
+    return parsed;
 }
 
 /// An option whose value is a path: PythonScript, or Python.Path...

@@ -272,10 +272,8 @@ def test_config_interpreters_accepted(
 @pytest.mark.parametrize("form", ["flat", "Python section"])
 @pytest.mark.parametrize(
     "value",
-    [
-        *(0, -1, 1025, "0", "1025", "many", "", "AUTO", "4.5", 2.5, True, None, [4], 1e19),
-        *(2**64 - 1, " 4", "4 ", "+4", "-4", "4\n", "0x4", "99999999999999999999"),
-    ],
+    [0, -1, 1025, "0", "1025", "many", "", "AUTO", "4.5", 2.5, True, None, [4], 1e19, 2**64 - 1]
+    + [" 4", "4 ", "+4", "-4", "4\n", "0x4", "99999999999999999999"],
     ids=json.dumps,
 )
 def test_config_interpreters_refused(driver: Path, cwd: Path, form: str, value: object) -> None:
