@@ -95,7 +95,7 @@ def _c_args(fn: Function) -> list[str]:
     return args
 
 
-_OUTPUT_DECL = {"bytes": "memory_buffer", "bytes64": "memory_buffer64", "uint16": "uint16_t"}
+_OUTPUT_DECL = {"bytes": "memory_buffer", "uint16": "uint16_t"}
 
 
 def _output_value(kind: str, index: int) -> str:
@@ -198,6 +198,7 @@ def emit_handwritten_header(model: Model) -> str:
         "#pragma once",
         "",
         '#include "handles.h"',
+        '#include "registry.h"',
         "",
         "namespace opm {",
         "",
@@ -215,13 +216,10 @@ def emit_handwritten_header(model: Model) -> str:
     registrations = [_declare_registration(e) for e in model.handwritten if e.registers]
     if registrations:
         lines += [
-            "/// The callback lists and trampolines of the registrations that",
+            "/// The families and trampolines of the registrations that",
             "/// generator/manifest.toml describes with `registers`: their family files",
             "/// define them (checked against these declarations), and the generated",
             "/// module registers them.",
-            "template <typename Entry>",
-            "class callback_list_of;",
-            "using callback_list = callback_list_of<py::object>;",
             *registrations,
             "",
         ]
@@ -258,10 +256,10 @@ def _call_binder(entry: Handwritten) -> str:
 
 
 def _declare_registration(entry: Handwritten) -> str:
-    """The callback list and trampoline that a family file defines for `entry`."""
+    """The family and trampoline that a family file defines for `entry`."""
     callbacks, trampoline = entry.registers
     return (
-        f"extern callback_list {callbacks};  // {entry.py_name}\n"
+        f"extern const family_for<decltype(&{entry.covers[0]})> {callbacks};  // {entry.py_name}\n"
         f"trampoline_of<decltype(&{entry.covers[0]})> {trampoline};"
     )
 

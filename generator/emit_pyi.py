@@ -24,7 +24,7 @@ _RESULT_TYPES = {
     "float": "float",
     "enum": "int",
 }
-_OUTPUT_TYPES = {"bytes": "bytes", "bytes64": "bytes", "uint16": "int"}
+_OUTPUT_TYPES = {"bytes": "bytes", "uint16": "int"}
 
 # Names that exist only in the hand-written part of the module (src/). The type
 # aliases of the callables it takes come from manifest.toml's [stub_aliases].

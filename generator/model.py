@@ -20,7 +20,6 @@ INTEGER_TYPES = {"int", "int32_t", "uint8_t", "uint16_t", "uint32_t", "int64_t",
 FLOAT_TYPES = {"float"}
 OUTPUT_TYPES = {
     "OrthancPluginMemoryBuffer *": "bytes",
-    "OrthancPluginMemoryBuffer64 *": "bytes64",
     "uint16_t *": "uint16",
 }
 
@@ -70,7 +69,7 @@ class Function:
 
     returns: "none", "str" (freed char*), "static_str" (const char*), "int",
     "float", "enum", "object" (a new owned handle); `outputs` are C output
-    parameters returned instead ("bytes", "bytes64", "uint16"), as a tuple when
+    parameters returned instead ("bytes", "uint16"), as a tuple when
     several. `checks_error`: the C result is an OrthancPluginErrorCode.
     """
 

@@ -1,42 +1,19 @@
 #include "callbacks.h"
 
-#include "rest.h"
-
 #include <algorithm>
 #include <cstring>
 
 namespace opm {
 
-namespace {
-
-std::atomic<bool> g_registration_open{true};
-
-std::vector<callback_registrations*>& all_lists() {
-    static std::vector<callback_registrations*> lists;
-    return lists;
-}
-
-}  // namespace
-
 void check_registration_open(const char* function) {
-    if (!g_registration_open.load())
+    if (!state().registration_open.load())
         raise_orthanc_exception(
             OrthancPluginErrorCode_BadSequenceOfCalls,
             (std::string(function) + " can only be called while the script loads").c_str());
 }
 
-void close_registration() {
-    g_registration_open.store(false);
-}
-
-void reset_registrations() {
-    for (callback_registrations* list : all_lists()) list->reset();
-    reset_rest();
-    g_registration_open.store(true);
-}
-
 void check_same_script(const char* function, size_t a, size_t b) {
-    interpreter_pool& pool = interpreter_pool::instance();
+    const interpreter_pool& pool = state().pool;
     if (pool.is_main_alongside(a) == pool.is_main_alongside(b)) return;
     raise_orthanc_exception(
         OrthancPluginErrorCode_BadSequenceOfCalls,
@@ -45,26 +22,39 @@ void check_same_script(const char* function, size_t a, size_t b) {
             .c_str());
 }
 
-callback_registrations::callback_registrations(family_scripts allowed) : allowed_(allowed) {
-    all_lists().push_back(this);
-}
-
-size_t callback_registrations::record(const char* function, bool& first) {
+size_t callback_registrations::record(const char* function) {
     check_registration_open(function);
-    const size_t index = interpreter_pool::instance().current_index();
+    const size_t index = state().pool.current_index();
     if (allowed_ == family_scripts::either && !interpreters_.empty())
         check_same_script(function, interpreters_.front(), index);
-    // After a fall-back to the main interpreter the C callback may already be
-    // registered with Orthanc (by a sub-interpreter): never twice.
-    first = !registered_;
-    registered_ = true;
     if (std::find(interpreters_.begin(), interpreters_.end(), index) == interpreters_.end())
         interpreters_.push_back(index);
     return index;
 }
 
-size_t callback_registrations::pick() {
-    return interpreters_.empty() ? no_interpreter : least_loaded(interpreters_, next_);
+size_t callback_registrations::interpreter_count() {
+    return state().pool.size();
+}
+
+size_t callback_registrations::pick(dispatch_policy policy) {
+    const size_t count = interpreters_.size();
+    if (count == 0) return no_interpreter;
+    if (count == 1 || policy == dispatch_policy::first_registered) return interpreters_.front();
+    // Least loaded: the fewest calls in flight, from a round-robin start so that
+    // equally loaded interpreters take turns.
+    interpreter_pool& pool = state().pool;
+    const size_t start = next_.fetch_add(1, std::memory_order_relaxed) % count;
+    size_t best = interpreters_[start];
+    int best_load = pool.stats(best).in_flight.load(std::memory_order_relaxed);
+    for (size_t k = 1; k < count && best_load > 0; ++k) {
+        const size_t candidate = interpreters_[(start + k) % count];
+        const int load = pool.stats(candidate).in_flight.load(std::memory_order_relaxed);
+        if (load < best_load) {
+            best = candidate;
+            best_load = load;
+        }
+    }
+    return best;
 }
 
 void callback_registrations::forget(size_t index) {
@@ -72,14 +62,32 @@ void callback_registrations::forget(size_t index) {
                         interpreters_.end());
 }
 
-void callback_registrations::reset() {
-    interpreters_.clear();
-    registered_ = false;
+void family_registry::clear(size_t index) {
+    for (auto& [key, list] : families_) list->clear(index);
+    for (auto& route : routes_) route->clear(index);
 }
 
-void clear_all_callbacks(size_t index) {
-    for (callback_registrations* list : all_lists()) list->clear(index);
-    finalize_rest(index);
+void family_registry::forget(size_t index) {
+    for (auto& [key, list] : families_) list->forget(index);
+    for (auto& route : routes_) route->forget(index);
+}
+
+OrthancPluginErrorCode report_error_in(size_t index, const char* what,
+                                       const py::error_already_set& error) {
+    state().pool.stats(index).errors.fetch_add(1, std::memory_order_relaxed);
+    return report_callback_error(what, error);
+}
+
+sdk_call::sdk_call() : pool_(state().pool) {
+    if (!pool_.enter_sdk_call())
+        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                "Orthanc is stopping: the plugin no longer calls it");
+    state_ = PyEval_SaveThread();
+}
+
+sdk_call::~sdk_call() noexcept(false) {
+    PyEval_RestoreThread(state_);
+    pool_.leave_sdk_call();
 }
 
 namespace {
@@ -108,30 +116,6 @@ void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char*
 
 void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const char* what) {
     fill(target, data, what);
-}
-
-void forget_all_callbacks(size_t index) {
-    for (callback_registrations* list : all_lists()) list->forget(index);
-    forget_rest(index);
-}
-
-size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next) {
-    interpreter_pool& pool = interpreter_pool::instance();
-    const size_t count = candidates.size();
-    if (count == 0) throw std::logic_error("no interpreter registered this callback");
-    if (count == 1) return candidates[0];
-    const size_t start = next.fetch_add(1, std::memory_order_relaxed) % count;
-    size_t best = candidates[start];
-    int best_load = pool.stats(best).in_flight.load(std::memory_order_relaxed);
-    for (size_t k = 1; k < count && best_load > 0; ++k) {
-        const size_t candidate = candidates[(start + k) % count];
-        const int load = pool.stats(candidate).in_flight.load(std::memory_order_relaxed);
-        if (load < best_load) {
-            best = candidate;
-            best_load = load;
-        }
-    }
-    return best;
 }
 
 }  // namespace opm

@@ -6,7 +6,9 @@
 #include "interpreter_pool.h"
 #include "no_copy.h"
 #include "orthanc_handwritten.h"
+#include "plugin_state.h"
 #include "py_bytes.h"
+#include "registry.h"
 #include "sdk.h"
 
 #include <pybind11/pybind11.h>
@@ -27,130 +29,50 @@ namespace py = pybind11;
 /// Raises unless the scripts are still loading: Orthanc accepts callback
 /// registrations only during plugin initialization.
 void check_registration_open(const char* function);
-void close_registration();
-
-/// Forgets every registration of a previous run (Orthanc's /tools/reset
-/// initializes the plugin again in the same process), REST routes included,
-/// and opens registration.
-void reset_registrations();
-
-/// Which of PythonScript and PythonMainScript (the main interpreter alongside
-/// the sub-interpreters) may register a family.
-enum class family_scripts {
-    /// One of the two only: dispatch picks one interpreter per call, and the
-    /// callables of both scripts would each see only part of the calls (or
-    /// Orthanc accepts the family once). The other script's add() raises.
-    either,
-    /// Both; the family calls one interpreter of each script (OnChange).
-    both,
-};
-
-/// The registrations of one family (one registration function), per
-/// interpreter, in registration order; several registrations are called in that
-/// order. What each registration holds is callback_list_of's Entry.
-///
-/// - add() runs while the scripts load (Orthanc's main thread, one interpreter at
-///   a time); afterwards the lists are only read, from any thread, without a lock.
-/// - The entries of interpreter i are called and dropped only with its GIL.
-/// - Every list is cleared by clear_all_callbacks() before its interpreter ends.
-/// - The constructor adds the list to a process-wide registry that nothing
-///   removes it from: only objects of static storage duration (one per family,
-///   at namespace scope) may be callback lists.
-class callback_registrations : no_copy {
-public:
-    bool empty() const { return interpreters_.empty(); }
-    /// The interpreters that registered, in order of their first registration.
-    const std::vector<size_t>& interpreters() const { return interpreters_; }
-    /// The least loaded interpreter among those that registered; ties round-robin;
-    /// no_interpreter when none did (a script that registered in a sub-interpreter
-    /// but not in the main one it fell back to): call_in then fails the call.
-    size_t pick();
-    /// Drops the entries of interpreter `index` (its GIL held).
-    virtual void clear(size_t index) = 0;
-    /// Forgets that interpreter `index` registered (its entries already cleared;
-    /// while the scripts load only). The C callback stays registered with Orthanc.
-    void forget(size_t index);
-    /// Forgets the registrations (their entries must already be cleared).
-    virtual void reset();
-
-protected:
-    explicit callback_registrations(family_scripts allowed);
-    ~callback_registrations() = default;
-
-    /// Checks and records a registration of the current interpreter for the
-    /// Python function `function` (raises once the scripts have loaded, or for the
-    /// other script); `first` is true for the family's very first registration
-    /// (register the C callback then). Returns the interpreter's index.
-    size_t record(const char* function, bool& first);
-
-private:
-    family_scripts allowed_;
-    std::vector<size_t> interpreters_;
-    std::atomic<unsigned> next_{0};
-    bool registered_ = false;  ///< the C callback is registered with Orthanc
-};
-
-/// A family's registrations holding an Entry each: a callable, or a struct of
-/// the callables of one registration (py::object members).
-template <typename Entry>
-class callback_list_of final : public callback_registrations {
-public:
-    explicit callback_list_of(family_scripts allowed = family_scripts::either)
-        : callback_registrations(allowed) {}
-
-    /// Adds an entry of the current interpreter (see record()); returns true for
-    /// the family's first registration: register the C callback then.
-    bool add(const char* function, Entry entry) {
-        bool first = false;
-        const size_t index = record(function, first);
-        const size_t size = interpreter_pool::instance().size();
-        if (entries_.size() < size) entries_.resize(size);
-        entries_[index].push_back(std::move(entry));
-        return first;
-    }
-    const std::vector<Entry>& of(size_t index) const { return entries_[index]; }
-    /// Whether interpreter `index` registered at least one entry.
-    bool registered_in(size_t index) const {
-        return index < entries_.size() && !entries_[index].empty();
-    }
-    void clear(size_t index) override {
-        if (index < entries_.size()) entries_[index].clear();
-    }
-    void reset() override {
-        entries_.clear();
-        callback_registrations::reset();
-    }
-
-private:
-    std::vector<std::vector<Entry>> entries_;
-};
-
-/// The usual family: one callable per registration.
-using callback_list = callback_list_of<py::object>;
 
 /// Raises unless interpreters `a` and `b` run the same script (both PythonScript,
 /// or the same main interpreter): for families only one script may register.
 void check_same_script(const char* function, size_t a, size_t b);
-
-/// Drops the callables of interpreter `index` in every family, REST routes
-/// included (its GIL held).
-void clear_all_callbacks(size_t index);
 
 /// Copies a bytes-like object (or a str, as UTF-8) into a buffer that Orthanc
 /// allocates and frees; raises when it cannot allocate, naming `what`. GIL held.
 void fill_buffer(OrthancPluginMemoryBuffer* target, py::handle data, const char* what);
 void fill_buffer(OrthancPluginMemoryBuffer64* target, py::handle data, const char* what);
 
-/// callback_list::forget in every family, then forget_rest (while the scripts
-/// load, after clear_all_callbacks of that interpreter).
-void forget_all_callbacks(size_t index);
+/// Makes a parameter's type come from the other parameters (a braced entry).
+template <typename T>
+struct non_deduced {
+    using type = T;
+};
 
-/// What callback_list::pick returns when no interpreter registered.
-constexpr size_t no_interpreter = static_cast<size_t>(-1);
+/// The entries of the usual family, as dispatch() hands them to a trampoline.
+using callables = std::vector<py::object>;
 
-/// Least calls in flight among `candidates`, ties round-robin through `next`;
-/// throws std::logic_error when `candidates` is empty.
-size_t least_loaded(const std::vector<size_t>& candidates, std::atomic<unsigned>& next);
+/// Logs `what` and the traceback of `error` (raised in interpreter `index`, its
+/// GIL held), counts the error; returns the code for Orthanc.
+OrthancPluginErrorCode report_error_in(size_t index, const char* what,
+                                       const py::error_already_set& error);
+
+/// Around every SDK call: raises orthanc.OrthancException once the plugin is
+/// stopping (GIL held), else counts the call and releases the GIL for its
+/// lifetime, so Orthanc may call back into any interpreter meanwhile.
+class sdk_call : no_copy {
+public:
+    sdk_call();
+    ~sdk_call() noexcept(false);
+
+private:
+    interpreter_pool& pool_;
+    PyThreadState* state_;
+};
+
+/// Runs `call` (SDK calls only, no Python) inside an sdk_call and returns what
+/// it returns: `check_sdk(without_gil([&] { return OrthancPlugin...(...); }))`.
+template <typename Call>
+decltype(auto) without_gil(Call&& call) {
+    sdk_call unlocked;
+    return call();
+}
 
 /// What a call reports its errors under when the name depends on the call
 /// ("the REST callback for " + url): joined only when an error is logged, not on
@@ -175,18 +97,20 @@ inline std::string describe(const call_name& what) {
 /// must unwind: swallowing it aborts the process).
 template <typename Result, typename Body, typename What>
 Result call_in(size_t index, const What& what, Result on_error, Body&& body) {
-    interpreter_pool& pool = interpreter_pool::instance();
     try {
+        plugin_state* current = current_state();
+        if (current == nullptr) return on_error;  // after the plugin stopped
+        interpreter_pool& pool = current->pool;
         if (index >= pool.size()) throw std::logic_error("no interpreter registered it");
         // Counted first, then checked: finalize() waits for what it did not refuse.
         in_flight_scope busy(pool, index);
         if (!pool.running()) return on_error;
-        attach_guard attached(index);
+        attach_guard attached(pool, index);
         try {
             return body();
         } catch (const py::error_already_set& error) {
             const OrthancPluginErrorCode code =
-                report_callback_error(describe(what).c_str(), error);
+                report_error_in(index, describe(what).c_str(), error);
             if constexpr (std::is_same_v<Result, OrthancPluginErrorCode>) return code;
         } catch (const std::exception& error) {
             log_error("Python: " + describe(what) + ": " + error.what());
@@ -214,17 +138,58 @@ void drop_in(size_t index, const char* what, Objects&... objects) {
     if (!dropped) (objects.release(), ...);
 }
 
+/// Calls `body(entries, index)` in the interpreter that `policy` picks among those
+/// of `list` (null: none registered, the call fails), with the entries that
+/// interpreter registered, through call_in (an error becomes `on_error`, logged).
+/// Any thread, no GIL held.
+template <typename Result, typename Entry, typename What, typename Body>
+Result dispatch_to(callback_list_of<Entry>* list, dispatch_policy policy, const What& what,
+                   Result on_error, Body&& body) {
+    const size_t index = list ? list->pick(policy) : no_interpreter;
+    return call_in(index, what, on_error, [&] { return body(list->of(index), index); });
+}
+
+/// dispatch_to for family `f`: the whole of a trampoline. `what` names this call
+/// of the family in the log (a storage area's read).
+template <typename Result, typename Entry, typename Body>
+Result dispatch(const family<Result, Entry>& f, const char* what, Body&& body) {
+    plugin_state* current = current_state();
+    return dispatch_to(current ? current->families.find(f) : nullptr, f.policy, what, f.on_error,
+                       std::forward<Body>(body));
+}
+
+template <typename Result, typename Entry, typename Body>
+Result dispatch(const family<Result, Entry>& f, Body&& body) {
+    return dispatch(f, f.what, std::forward<Body>(body));
+}
+
+/// Records `entry` for family `f` in the current interpreter (see
+/// callback_registrations::record); the family's first registration also runs
+/// `register_with_orthanc()`, which registers its C callback. GIL held.
+template <typename Result, typename Entry, typename Register>
+size_t add_registration(const family<Result, Entry>& f, const char* function,
+                        typename non_deduced<Entry>::type entry, Register&& register_with_orthanc) {
+    check_registration_open(function);
+    bool created = false;
+    callback_list_of<Entry>& list = state().families.list(f, created);
+    const size_t index = list.add(function, std::move(entry));
+    // After a fall-back to the main interpreter the C callback may already be
+    // registered with Orthanc (by a sub-interpreter): the list outlives that.
+    if (created) register_with_orthanc();
+    return index;
+}
+
 /// Defines the registration function text.name(arg), which adds its one
-/// callable to `list`; the family's first registration also runs
+/// callable to family `f`; the family's first registration also runs
 /// `register_with_orthanc` (a lambda that registers the C callback).
-template <typename Register>
-void def_registration(py::module_& m, const binding_text& text, callback_list& list,
+template <typename Result, typename Register>
+void def_registration(py::module_& m, const binding_text& text, const family<Result>& f,
                       const char* arg, Register register_with_orthanc) {
     const char* name = text.name;  // a string literal of the generated code
     m.def(
         name,
-        [&list, name, register_with_orthanc](py::function callback) {
-            if (list.add(name, std::move(callback))) register_with_orthanc();
+        [&f, name, register_with_orthanc](py::function callback) {
+            add_registration(f, name, py::object(std::move(callback)), register_with_orthanc);
         },
         py::arg(arg), text.doc);
 }
@@ -232,11 +197,11 @@ void def_registration(py::module_& m, const binding_text& text, callback_list& l
 /// The same for a family registered with Orthanc by one SDK call,
 /// `sdk_register(context, trampoline)`. The generated module calls it for the
 /// registrations that generator/manifest.toml describes with `registers`.
-template <typename Result, typename Trampoline>
-void def_registration(py::module_& m, const binding_text& text, callback_list& list,
-                      const char* arg, Result (*sdk_register)(OrthancPluginContext*, Trampoline),
+template <typename Family, typename Result, typename Trampoline>
+void def_registration(py::module_& m, const binding_text& text, const Family& f, const char* arg,
+                      Result (*sdk_register)(OrthancPluginContext*, Trampoline),
                       Trampoline trampoline) {
-    def_registration(m, text, list, arg, [sdk_register, trampoline] {
+    def_registration(m, text, f, arg, [sdk_register, trampoline] {
         if constexpr (std::is_void_v<Result>) {
             sdk_register(context(), trampoline);
         } else {

@@ -1,6 +1,5 @@
 #include "errors.h"
 
-#include "interpreter_pool.h"
 #include "py_bytes.h"
 #include "sdk.h"
 
@@ -92,8 +91,6 @@ OrthancPluginErrorCode error_code_of(const py::error_already_set& error) {
 }
 
 OrthancPluginErrorCode report_callback_error(const char* what, const py::error_already_set& error) {
-    interpreter_pool& pool = interpreter_pool::instance();
-    pool.stats(pool.current_index()).errors.fetch_add(1, std::memory_order_relaxed);
     log_error(std::string("Python: exception in ") + what + ":\n" + format_exception(error));
     return error_code_of(error);
 }

@@ -202,7 +202,6 @@ private:
 };
 
 using memory_buffer = sdk_buffer<OrthancPluginMemoryBuffer>;
-using memory_buffer64 = sdk_buffer<OrthancPluginMemoryBuffer64>;
 
 /// A Python dict of str -> str as the SDK's count + keys + values arrays.
 class string_dict {

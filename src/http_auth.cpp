@@ -10,7 +10,10 @@ namespace opm {
 
 namespace {
 
-callback_list g_authentication;
+/// An exception or a malformed answer returns an error code, and Orthanc then
+/// refuses the request: fail closed.
+const family<OrthancPluginErrorCode> g_authentication{"the HTTP authentication callback",
+                                                      OrthancPluginErrorCode_Plugin};
 
 /// Reads the callback's answer: a status, or (status, data) where data is the
 /// payload handed to the REST callbacks (GRANTED) or the path to redirect to
@@ -56,17 +59,14 @@ OrthancPluginHttpAuthenticationStatus read_answer(const py::object& answer,
     return static_cast<OrthancPluginHttpAuthenticationStatus>(value);
 }
 
-/// An exception or a malformed answer returns an error code, and Orthanc then
-/// refuses the request: fail closed.
 OrthancPluginErrorCode on_authentication(
     OrthancPluginHttpAuthenticationStatus* status, OrthancPluginMemoryBuffer* payload,
     OrthancPluginMemoryBuffer* redirection, const char* uri, const char* ip, uint32_t headers_count,
     const char* const* headers_keys, const char* const* headers_values, uint32_t get_count,
     const char* const* get_keys, const char* const* get_values) {
     *status = OrthancPluginHttpAuthenticationStatus_Forbidden;
-    const size_t index = g_authentication.pick();
-    return call_in(index, "the HTTP authentication callback", OrthancPluginErrorCode_Plugin, [&] {
-        py::object answer = g_authentication.of(index).front()(
+    return dispatch(g_authentication, [&](const callables& callbacks, size_t) {
+        py::object answer = callbacks.front()(
             decode_text(uri), py::arg("ip") = decode_text(ip),
             py::arg("headers") = string_map(headers_count, headers_keys, headers_values),
             py::arg("get") = string_map(get_count, get_keys, get_values));
@@ -81,12 +81,15 @@ void bind_register_http_authentication(py::module_& m, const binding_text& text)
     m.def(
         text.name,
         [name = text.name](py::function callback) {
-            if (g_authentication.registered_in(interpreter_pool::instance().current_index()))
+            plugin_state& current = state();
+            const callback_list* list = current.families.find(g_authentication);
+            if (list != nullptr && list->registered_in(current.pool.current_index()))
                 raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
                                         "RegisterHttpAuthentication: a callback is already "
                                         "registered (Orthanc accepts one)");
-            if (g_authentication.add(name, std::move(callback)))
+            add_registration(g_authentication, name, py::object(std::move(callback)), [] {
                 check_sdk(OrthancPluginRegisterHttpAuthentication(context(), on_authentication));
+            });
         },
         py::arg("callback"), text.doc);
 }

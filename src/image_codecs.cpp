@@ -5,20 +5,22 @@
 
 namespace opm {
 
-// The callback lists and trampolines below are named in generator/manifest.toml
+// The families and trampolines below are named in generator/manifest.toml
 // (`registers`): the generated module defines their registration functions.
+// Their error: Orthanc decodes or transcodes the file itself.
 
-callback_list g_decoders;
-callback_list g_transcoders;
+const family<OrthancPluginErrorCode> g_decoders{"the image decoder callback",
+                                                OrthancPluginErrorCode_Plugin};
+const family<OrthancPluginErrorCode> g_transcoders{"the transcoder callback",
+                                                   OrthancPluginErrorCode_Plugin};
 
 /// The first decoder that returns an Image wins; None from all of them lets
 /// Orthanc decode the frame itself.
 OrthancPluginErrorCode on_decode_image(OrthancPluginImage** target, const void* dicom,
                                        const uint32_t size, uint32_t frame) {
-    const size_t index = g_decoders.pick();
-    return call_in(index, "the image decoder callback", OrthancPluginErrorCode_Plugin, [&] {
+    return dispatch(g_decoders, [&](const callables& callbacks, size_t) {
         py::bytes data(static_cast<const char*>(dicom), size);
-        for (const py::object& callback : g_decoders.of(index)) {
+        for (const py::object& callback : callbacks) {
             py::object image = callback(data, frame);
             if (image.is_none()) continue;
             *target = image.cast<handle<OrthancPluginImage>&>().release();  // Orthanc frees it
@@ -33,12 +35,11 @@ OrthancPluginErrorCode on_decode_image(OrthancPluginImage** target, const void* 
 OrthancPluginErrorCode on_transcode(OrthancPluginMemoryBuffer* transcoded, const void* buffer,
                                     uint64_t size, const char* const* syntaxes, uint32_t count,
                                     uint8_t allow_new_sop_instance_uid) {
-    const size_t index = g_transcoders.pick();
-    return call_in(index, "the transcoder callback", OrthancPluginErrorCode_Plugin, [&] {
+    return dispatch(g_transcoders, [&](const callables& callbacks, size_t) {
         py::bytes data(static_cast<const char*>(buffer), size);
         py::list allowed;
         for (uint32_t i = 0; i < count; ++i) allowed.append(decode_text(syntaxes[i]));
-        for (const py::object& callback : g_transcoders.of(index)) {
+        for (const py::object& callback : callbacks) {
             py::object result = callback(data, allowed, allow_new_sop_instance_uid != 0);
             if (result.is_none()) continue;
             fill_buffer(transcoded, result, "the transcoded file");

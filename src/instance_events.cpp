@@ -6,22 +6,27 @@
 
 namespace opm {
 
-// The callback lists and trampolines below are named in generator/manifest.toml
+// The families and trampolines below are named in generator/manifest.toml
 // (`registers`): the generated module defines their registration functions.
 
-callback_list g_stored;
-callback_list g_received;
-callback_list g_cstore_filter;
-callback_list g_http_filter;
-callback_list g_dicom_filter;
+const family<OrthancPluginErrorCode> g_stored{"the OnStoredInstance callback",
+                                              OrthancPluginErrorCode_Plugin};
+/// Fails closed: a modification that failed must not be skipped silently.
+const family<OrthancPluginReceivedInstanceAction> g_received{
+    "the ReceivedInstance callback", OrthancPluginReceivedInstanceAction_Discard};
+/// -1: an error, the C-STORE fails.
+const family<int32_t> g_cstore_filter{"the IncomingCStoreInstanceFilter callback", -1};
+/// 0: denied (fail closed).
+const family<int32_t> g_http_filter{"the IncomingHttpRequestFilter callback", 0};
+/// -1: an error, the instance is refused (fail closed).
+const family<int32_t> g_dicom_filter{"the IncomingDicomInstanceFilter callback", -1};
 
 OrthancPluginErrorCode on_stored_instance(const OrthancPluginDicomInstance* instance,
                                           const char* instance_id) {
-    const size_t index = g_stored.pick();
-    return call_in(index, "the OnStoredInstance callback", OrthancPluginErrorCode_Plugin, [&] {
+    return dispatch(g_stored, [&](const callables& callbacks, size_t) {
         borrowed<OrthancPluginDicomInstance> dicom(instance);
         py::str id = decode_text(instance_id);
-        for (const py::object& callback : g_stored.of(index)) callback(dicom.object(), id);
+        for (const py::object& callback : callbacks) callback(dicom.object(), id);
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -32,43 +37,40 @@ OrthancPluginErrorCode on_stored_instance(const OrthancPluginDicomInstance* inst
 OrthancPluginReceivedInstanceAction on_received_instance(OrthancPluginMemoryBuffer64* modified,
                                                          const void* data, uint64_t size,
                                                          OrthancPluginInstanceOrigin origin) {
-    const size_t index = g_received.pick();
-    return call_in(
-        index, "the ReceivedInstance callback", OrthancPluginReceivedInstanceAction_Discard, [&] {
-            py::object current = py::bytes(static_cast<const char*>(data), size);
-            bool changed = false;
-            for (const py::object& callback : g_received.of(index)) {
-                py::object result = callback(current, static_cast<int>(origin));
-                py::object action = result;
-                py::object payload = py::none();
-                if (py::isinstance<py::tuple>(result) && py::len(result) == 2) {
-                    action = result[py::int_(0)];
-                    payload = result[py::int_(1)];
-                }
-                const int value = action.cast<int>();
-                if (value == OrthancPluginReceivedInstanceAction_Discard)
-                    return OrthancPluginReceivedInstanceAction_Discard;
-                if (value == OrthancPluginReceivedInstanceAction_Modify) {
-                    if (payload.is_none())
-                        throw py::type_error("ReceivedInstanceAction.MODIFY needs the new bytes");
-                    current = payload;
-                    changed = true;
-                } else if (value != OrthancPluginReceivedInstanceAction_KeepAsIs) {
-                    throw py::value_error("not a ReceivedInstanceAction: " + std::to_string(value));
-                }
+    return dispatch(g_received, [&](const callables& callbacks, size_t) {
+        py::object current = py::bytes(static_cast<const char*>(data), size);
+        bool changed = false;
+        for (const py::object& callback : callbacks) {
+            py::object result = callback(current, static_cast<int>(origin));
+            py::object action = result;
+            py::object payload = py::none();
+            if (py::isinstance<py::tuple>(result) && py::len(result) == 2) {
+                action = result[py::int_(0)];
+                payload = result[py::int_(1)];
             }
-            if (!changed) return OrthancPluginReceivedInstanceAction_KeepAsIs;
-            fill_buffer(modified, current, "the modified instance");
-            return OrthancPluginReceivedInstanceAction_Modify;
-        });
+            const int value = action.cast<int>();
+            if (value == OrthancPluginReceivedInstanceAction_Discard)
+                return OrthancPluginReceivedInstanceAction_Discard;
+            if (value == OrthancPluginReceivedInstanceAction_Modify) {
+                if (payload.is_none())
+                    throw py::type_error("ReceivedInstanceAction.MODIFY needs the new bytes");
+                current = payload;
+                changed = true;
+            } else if (value != OrthancPluginReceivedInstanceAction_KeepAsIs) {
+                throw py::value_error("not a ReceivedInstanceAction: " + std::to_string(value));
+            }
+        }
+        if (!changed) return OrthancPluginReceivedInstanceAction_KeepAsIs;
+        fill_buffer(modified, current, "the modified instance");
+        return OrthancPluginReceivedInstanceAction_Modify;
+    });
 }
 
 /// 1 stores the instance, 0 discards it with *status as DIMSE status, -1 is an error.
 int32_t on_cstore_instance(uint16_t* status, const OrthancPluginDicomInstance* instance) {
-    const size_t index = g_cstore_filter.pick();
-    return call_in(index, "the IncomingCStoreInstanceFilter callback", int32_t{-1}, [&] {
+    return dispatch(g_cstore_filter, [&](const callables& callbacks, size_t) {
         borrowed<OrthancPluginDicomInstance> dicom(instance);
-        for (const py::object& callback : g_cstore_filter.of(index)) {
+        for (const py::object& callback : callbacks) {
             const int value = callback(dicom.object()).cast<int>();
             if (value != 0) {
                 *status = static_cast<uint16_t>(value);
@@ -81,10 +83,9 @@ int32_t on_cstore_instance(uint16_t* status, const OrthancPluginDicomInstance* i
 
 /// 1 accepts the instance, 0 discards it, -1 is an error (fail closed).
 int32_t on_dicom_instance(const OrthancPluginDicomInstance* instance) {
-    const size_t index = g_dicom_filter.pick();
-    return call_in(index, "the IncomingDicomInstanceFilter callback", int32_t{-1}, [&] {
+    return dispatch(g_dicom_filter, [&](const callables& callbacks, size_t) {
         borrowed<OrthancPluginDicomInstance> dicom(instance);
-        for (const py::object& callback : g_dicom_filter.of(index)) {
+        for (const py::object& callback : callbacks) {
             py::object answer = callback(dicom.object());
             if (!PyBool_Check(answer.ptr()))
                 throw py::type_error(
@@ -103,15 +104,14 @@ int32_t on_http_request(OrthancPluginHttpMethod method, const char* uri, const c
                         uint32_t headers_count, const char* const* headers_keys,
                         const char* const* headers_values, uint32_t get_count,
                         const char* const* get_keys, const char* const* get_values) {
-    const size_t index = g_http_filter.pick();
-    return call_in(index, "the IncomingHttpRequestFilter callback", int32_t{0}, [&] {
+    return dispatch(g_http_filter, [&](const callables& callbacks, size_t) {
         py::str py_uri = decode_text(uri);
         py::dict kwargs;
         kwargs["method"] = static_cast<int>(method);
         kwargs["ip"] = decode_text(ip);
         kwargs["headers"] = string_map(headers_count, headers_keys, headers_values);
         kwargs["get"] = string_map(get_count, get_keys, get_values);
-        for (const py::object& callback : g_http_filter.of(index)) {
+        for (const py::object& callback : callbacks) {
             py::object answer = callback(py_uri, **kwargs);
             if (!PyBool_Check(answer.ptr())) {
                 log_error("Python: the IncomingHttpRequestFilter callback returned " +

@@ -1,7 +1,6 @@
 #include "interpreter_pool.h"
 
 #include "environment.h"
-#include "errors.h"
 #include "sdk.h"
 
 #include <algorithm>
@@ -22,15 +21,21 @@ void delete_thread_state(PyThreadState* state) {
     PyThreadState_DeleteCurrent();
 }
 
-/// Thread states created by attach_guard and not yet deleted. Guarded by
-/// g_registry_mutex, which is never taken while holding a GIL.
-std::mutex g_registry_mutex;
-std::unordered_set<PyThreadState*> g_registry;
+/// The thread states that attach_guard created and that no one has deleted yet, for
+/// every pool of the process. Process-wide because a thread may exit (and delete its
+/// cached states) at any time, after the pool that created them is gone.
+///
+/// - `mutex` is never taken while holding a GIL.
+/// - `generation` grows with each pool: Orthanc's /tools/reset finalizes and
+///   initializes the plugin again in the same process, and a thread's cached
+///   states from before belong to interpreters that no longer exist.
+struct thread_state_registry {
+    std::mutex mutex;
+    std::unordered_set<PyThreadState*> states;
+    std::atomic<unsigned long> generation{0};
+};
 
-/// Incremented at each initialize(): Orthanc's /tools/reset finalizes and
-/// initializes the plugin again in the same process, and a thread's cached
-/// states from before belong to interpreters that no longer exist.
-std::atomic<unsigned long> g_generation{0};
+thread_state_registry g_thread_states;
 
 /// The thread states of one OS thread, by interpreter index.
 struct thread_cache {
@@ -41,9 +46,10 @@ struct thread_cache {
     // so this normally deletes the states while their interpreters live; what
     // finalize() reaped first is no longer in the registry and is left alone.
     ~thread_cache() {
-        std::lock_guard<std::mutex> lock(g_registry_mutex);
+        std::lock_guard<std::mutex> lock(g_thread_states.mutex);
         for (PyThreadState* state : states) {
-            if (state != nullptr && g_registry.erase(state) == 1) delete_thread_state(state);
+            if (state != nullptr && g_thread_states.states.erase(state) == 1)
+                delete_thread_state(state);
         }
     }
 };
@@ -89,6 +95,14 @@ void freeze_before_finalize() {
 #endif
 }
 
+/// Detaches the calling thread from the interpreter it is attached to when the
+/// scope ends, by return or by exception.
+class detach_at_exit : no_copy {
+public:
+    detach_at_exit() = default;
+    ~detach_at_exit() { PyEval_SaveThread(); }
+};
+
 /// Logs why the Python runtime stays as it is at stop, and keeps this plugin (and
 /// so libpython) mapped: Orthanc unloads its plugins after Finalize, and a thread
 /// of the script still running would then execute unmapped code.
@@ -99,34 +113,20 @@ void leave_runtime_running(const std::string& why) {
 
 }  // namespace
 
-interpreter_pool& interpreter_pool::instance() {
-    static interpreter_pool pool;
-    return pool;
-}
+interpreter_pool::interpreter_pool() : generation_(g_thread_states.generation.fetch_add(1) + 1) {}
 
 void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<void()>& prepare_main,
                                   const std::function<void(size_t)>& prepare,
                                   const std::function<bool(size_t)>& discard) {
+    if (main_tstate_ != nullptr) throw std::logic_error("the interpreter pool is started once");
     size_ = options.interpreters < 1 ? 1 : options.interpreters;
     if (size_ > max_interpreters) throw std::invalid_argument("too many interpreters");
     // Counted from the start: registries size themselves on size() as the scripts load.
     main_alongside_ = options.main_alongside && size_ >= 2;
     if (main_alongside_) ++size_;
-    g_generation.fetch_add(1);
-    for (interpreter_stats& stats : stats_) {
-        stats.in_flight = 0;
-        stats.calls = 0;
-        stats.errors = 0;
-        stats.busy_ns = 0;
-    }
-    sdk_open_.store(true);
-    finalizing_thread_ = std::thread::id();
-    fell_back_ = false;
-    abandoned_ = false;
     // Threads started by the script of interpreter 0 read slots_ (current_index)
     // while the next interpreters are added: it must never reallocate.
-    slots_.clear();
     slots_.reserve(size_);
     PyConfig config;
     // Isolated: Orthanc's environment (PYTHONPATH, PYTHONHOME...) is not meant for us,
@@ -153,59 +153,69 @@ void interpreter_pool::initialize(const pool_options& options,
     }
     PyConfig_Clear(&config);
     main_tstate_ = PyThreadState_Get();
-
-    try {
-        if (options.interpreters <= 1) {
-            uses_main_ = true;
-            slots_.emplace_back();
-            slots_.back().interp = PyThreadState_GetInterpreter(main_tstate_);
-            slots_.back().owner = main_tstate_;
-            prepare(0);
-        } else {
-            uses_main_ = false;
-            prepare_main();
-            PyInterpreterConfig sub_config = {};
-            sub_config.use_main_obmalloc = 0;
-            sub_config.allow_fork = 0;
-            sub_config.allow_exec = 0;
-            sub_config.allow_threads = 1;
-            // Everyday libraries start daemon threads (pynetdicom's non-blocking SCP, MQTT
-            // and Kafka clients); one still running at stop leaves its interpreter
-            // un-ended, like a stuck thread (finalize()).
-            sub_config.allow_daemon_threads = 1;
-            sub_config.check_multi_interp_extensions = 1;
-            sub_config.gil = PyInterpreterConfig_OWN_GIL;
-            for (unsigned i = 0; i < options.interpreters; ++i) {
-                PyThreadState* owner = nullptr;
-                // Detaches main_tstate_ and attaches the new interpreter's thread state.
-                PyStatus status = Py_NewInterpreterFromConfig(&owner, &sub_config);
-                check(status, "cannot create a sub-interpreter");
-                slots_.emplace_back();
-                slots_.back().interp = PyThreadState_GetInterpreter(owner);
-                slots_.back().owner = owner;
-                try {
-                    prepare(i);
-                } catch (const needs_main_interpreter& reason) {
-                    log_warning(reason.what());
-                    fall_back_to_main(discard);
-                    prepare(0);
-                    break;
-                }
-                PyThreadState_Swap(main_tstate_);
-            }
-            if (main_alongside_) {
-                slots_.emplace_back();
-                slots_.back().interp = PyThreadState_GetInterpreter(main_tstate_);
-                slots_.back().owner = main_tstate_;
-                prepare(slots_.size() - 1);
-            }
-        }
-    } catch (...) {
-        PyEval_SaveThread();
-        throw;
+    {
+        detach_at_exit detach;
+        create_interpreters(options, prepare_main, prepare, discard);
     }
-    PyEval_SaveThread();
     running_.store(true, std::memory_order_release);
+}
+
+void interpreter_pool::add_main_slot() {
+    slots_.emplace_back();
+    slots_.back().interp = PyThreadState_GetInterpreter(main_tstate_);
+    slots_.back().owner = main_tstate_;
+}
+
+void interpreter_pool::create_interpreters(const pool_options& options,
+                                           const std::function<void()>& prepare_main,
+                                           const std::function<void(size_t)>& prepare,
+                                           const std::function<bool(size_t)>& discard) {
+    if (options.interpreters <= 1) {
+        uses_main_ = true;
+        add_main_slot();
+        prepare(0);
+        return;
+    }
+    uses_main_ = false;
+    prepare_main();
+    PyInterpreterConfig sub_config = {};
+    sub_config.use_main_obmalloc = 0;
+    sub_config.allow_fork = 0;
+    sub_config.allow_exec = 0;
+    sub_config.allow_threads = 1;
+    // Everyday libraries start daemon threads (pynetdicom's non-blocking SCP, MQTT
+    // and Kafka clients); one still running at stop leaves its interpreter
+    // un-ended, like a stuck thread (finalize()).
+    sub_config.allow_daemon_threads = 1;
+    sub_config.check_multi_interp_extensions = 1;
+    sub_config.gil = PyInterpreterConfig_OWN_GIL;
+    for (unsigned i = 0; i < options.interpreters; ++i) {
+        PyThreadState* owner = nullptr;
+        // Detaches main_tstate_ and attaches the new interpreter's thread state.
+        check(Py_NewInterpreterFromConfig(&owner, &sub_config), "cannot create a sub-interpreter");
+        slots_.emplace_back();
+        slots_.back().interp = PyThreadState_GetInterpreter(owner);
+        slots_.back().owner = owner;
+        try {
+            prepare(i);
+        } catch (const needs_main_interpreter& reason) {
+            log_warning(reason.what());
+            fall_back_to_main(discard);
+            prepare(0);
+            return;
+        }
+        PyThreadState_Swap(main_tstate_);
+    }
+    if (main_alongside_) {
+        add_main_slot();
+        prepare(slots_.size() - 1);
+    }
+}
+
+void interpreter_pool::end_interpreter(size_t i) {
+    freeze_before_finalize();
+    Py_EndInterpreter(slots_[i].owner);
+    slots_[i].ended = true;
 }
 
 void interpreter_pool::fall_back_to_main(const std::function<bool(size_t)>& discard) {
@@ -214,9 +224,7 @@ void interpreter_pool::fall_back_to_main(const std::function<bool(size_t)>& disc
     for (size_t i = 0; i < slots_.size(); ++i) {
         PyThreadState_Swap(slots_[i].owner);
         if (discard(i) && !has_other_threads(slots_[i])) {
-            freeze_before_finalize();
-            Py_EndInterpreter(slots_[i].owner);
-            slots_[i].ended = true;
+            end_interpreter(i);
         } else {
             log_warning("Python: threads of sub-interpreter " + std::to_string(i) +
                         " still run; it is left as it is");
@@ -233,7 +241,7 @@ void interpreter_pool::fall_back_to_main(const std::function<bool(size_t)>& disc
     slots_[0].ended = false;
     size_ = 1;
     uses_main_ = true;
-    fell_back_ = true;
+    // The counters of interpreter 0 were the first sub-interpreter's.
     stats_[0].calls = 0;
     stats_[0].errors = 0;
     stats_[0].busy_ns = 0;
@@ -243,13 +251,8 @@ void interpreter_pool::for_each(const std::function<void(size_t)>& fn) {
     for (size_t i = 0; i < slots_.size(); ++i) {
         if (slots_[i].ended) continue;
         PyEval_RestoreThread(slots_[i].owner);
-        try {
-            fn(i);
-        } catch (...) {
-            PyEval_SaveThread();
-            throw;
-        }
-        PyEval_SaveThread();
+        detach_at_exit detach;
+        fn(i);
     }
 }
 
@@ -262,10 +265,10 @@ bool interpreter_pool::wait_for_zero(const std::atomic<int>& counter,
     return true;
 }
 
-void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
+bool interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
                                 std::chrono::steady_clock::time_point deadline) {
     running_.store(false, std::memory_order_seq_cst);
-    if (main_tstate_ == nullptr) return;  // Python never started
+    if (main_tstate_ == nullptr) return true;  // Python never started
 
     // 1. Callbacks still running would see their callables cleared under them.
     if (!wait_for_zero(active_calls_, deadline)) {
@@ -273,16 +276,12 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
             "Python: " + std::to_string(active_calls_.load()) +
             " callbacks still run at stop; the Python runtime is left running so that "
             "Orthanc can exit");
-        return;
+        return false;
     }
 
     // 2.
-    bool all_stopped = true;
     std::vector<bool> stopped(slots_.size(), true);
-    for_each([&](size_t i) {
-        stopped[i] = before_end(i);
-        all_stopped = all_stopped && stopped[i];
-    });
+    for_each([&](size_t i) { stopped[i] = before_end(i); });
 
     // 3. Only this thread may still call the SDK (finalization runs Python code).
     finalizing_thread_ = std::this_thread::get_id();
@@ -292,39 +291,19 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
         leave_runtime_running(
             "Python: threads of the script are still inside calls to Orthanc at stop; "
             "the Python runtime is left running so that Orthanc can exit");
-        return;
+        return false;
     }
 
     // 4.
     reap_cached_thread_states();
-
-    if (!uses_main_) {
-        for (size_t i = 0; i < slots_.size(); ++i) {
-            if (!stopped[i] || slots_[i].owner == main_tstate_) continue;
-            PyEval_RestoreThread(slots_[i].owner);
-            if (has_other_threads(slots_[i])) {
-                // Py_EndInterpreter would abort ("not the last thread"): a thread the
-                // script started outside `threading` (_thread) still runs.
-                PyEval_SaveThread();
-                log_warning("Python: a thread of interpreter " + std::to_string(i) +
-                            " still runs at stop; that interpreter is left running so that "
-                            "Orthanc can exit");
-                stopped[i] = false;
-                all_stopped = false;
-                continue;
-            }
-            freeze_before_finalize();
-            Py_EndInterpreter(slots_[i].owner);
-            slots_[i].ended = true;
-        }
-    }
-    if (!all_stopped || abandoned_) {
+    const bool all_ended = end_sub_interpreters(stopped);
+    if (!all_ended || abandoned_) {
         // Py_FinalizeEx would wait for the thread forever (and end the leftover
         // sub-interpreters itself, which waits too). Leave the runtime as it is.
         leave_runtime_running(
             "Python: some threads of the script did not stop; "
             "the Python runtime is left running so that Orthanc can exit");
-        return;
+        return false;
     }
     PyEval_RestoreThread(main_tstate_);
     freeze_before_finalize();
@@ -332,6 +311,31 @@ void interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
     main_tstate_ = nullptr;
     slots_.clear();
     size_ = 0;
+    return true;
+}
+
+bool interpreter_pool::end_sub_interpreters(const std::vector<bool>& stopped) {
+    bool all_ended = true;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+        if (!stopped[i]) {
+            all_ended = false;
+            continue;
+        }
+        if (slots_[i].owner == main_tstate_ || slots_[i].ended) continue;
+        PyEval_RestoreThread(slots_[i].owner);
+        if (has_other_threads(slots_[i])) {
+            // Py_EndInterpreter would abort ("not the last thread"): a thread the
+            // script started outside `threading` (_thread) still runs.
+            PyEval_SaveThread();
+            log_warning("Python: a thread of interpreter " + std::to_string(i) +
+                        " still runs at stop; that interpreter is left running so that "
+                        "Orthanc can exit");
+            all_ended = false;
+            continue;
+        }
+        end_interpreter(i);
+    }
+    return all_ended;
 }
 
 bool interpreter_pool::enter_sdk_call() {
@@ -356,8 +360,8 @@ bool interpreter_pool::has_other_threads(const slot& s) {
 void interpreter_pool::reap_cached_thread_states() {
     std::unordered_set<PyThreadState*> leftovers;
     {
-        std::lock_guard<std::mutex> lock(g_registry_mutex);
-        leftovers.swap(g_registry);
+        std::lock_guard<std::mutex> lock(g_thread_states.mutex);
+        leftovers.swap(g_thread_states.states);
     }
     if (leftovers.empty()) return;
     // Deleting them from this thread aborts ("_PyThreadState_Attach: non-NULL old
@@ -378,38 +382,25 @@ size_t interpreter_pool::current_index() const {
 
 PyThreadState* interpreter_pool::thread_state_for(size_t index) {
     std::vector<PyThreadState*>& states = t_cache.states;
-    const unsigned long generation = g_generation.load();
-    if (t_cache.generation != generation) {
-        // Those were reaped by the previous finalize() (they left the registry).
+    if (t_cache.generation != generation_) {
+        // Those were reaped by an earlier pool's finalize() (they left the registry).
         states.clear();
-        t_cache.generation = generation;
+        t_cache.generation = generation_;
     }
     if (states.size() < size_) states.resize(size_, nullptr);
     PyThreadState*& state = states[index];
     if (state == nullptr) {
         state = PyThreadState_New(slots_[index].interp);
-        std::lock_guard<std::mutex> lock(g_registry_mutex);
-        g_registry.insert(state);
+        std::lock_guard<std::mutex> lock(g_thread_states.mutex);
+        g_thread_states.states.insert(state);
     }
     return state;
 }
 
-sdk_call::sdk_call() {
-    interpreter_pool& pool = interpreter_pool::instance();
-    if (!pool.enter_sdk_call())
-        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
-                                "Orthanc is stopping: the plugin no longer calls it");
-    state_ = PyEval_SaveThread();
-}
-
-sdk_call::~sdk_call() noexcept(false) {
-    PyEval_RestoreThread(state_);
-    interpreter_pool::instance().leave_sdk_call();
-}
-
-attach_guard::attach_guard(size_t index) : previous_(current_thread_state()) {
+attach_guard::attach_guard(interpreter_pool& pool, size_t index)
+    : previous_(current_thread_state()) {
     if (previous_ != nullptr) PyEval_SaveThread();
-    PyEval_RestoreThread(interpreter_pool::instance().thread_state_for(index));
+    PyEval_RestoreThread(pool.thread_state_for(index));
 }
 
 attach_guard::~attach_guard() {

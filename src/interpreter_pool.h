@@ -44,17 +44,21 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// Owns the CPython runtime of the process and the interpreters that run the script.
+/// Owns the CPython runtime of the process and the interpreters that run the script,
+/// for one run of the plugin: a new pool for each start (Orthanc's /tools/reset
+/// finalizes the plugin and initializes it again in the same process).
 ///
 /// - initialize() and finalize() must run on the SAME OS thread (Orthanc calls
-///   OrthancPluginInitialize and OrthancPluginFinalize on its main thread).
+///   OrthancPluginInitialize and OrthancPluginFinalize on its main thread), once each.
 /// - Between them, any thread may attach to an interpreter with attach_guard; the
 ///   pool creates one PyThreadState per (OS thread, interpreter) on first use, keeps
 ///   it for the thread's lifetime and deletes it when the thread exits.
 /// - No thread holds any GIL when initialize() returns or when finalize() is called.
-class interpreter_pool {
+/// - Destroy it only when finalize() returned true (the runtime is finalized), or
+///   before initialize(): otherwise a thread of the script may still read it.
+class interpreter_pool : no_copy {
 public:
-    static interpreter_pool& instance();
+    interpreter_pool();
 
     /// Initializes Python and creates the interpreters. With sub-interpreters,
     /// `prepare_main()` first runs in the main interpreter; then `prepare(index)`
@@ -82,9 +86,6 @@ public:
     /// The number of interpreters that run PythonScript (the main one alongside aside).
     size_t script_interpreters() const { return main_alongside_ ? size_ - 1 : size_; }
 
-    /// Whether the script asked for sub-interpreters and runs in the main one instead.
-    bool fell_back() const { return fell_back_; }
-
     /// Runs `fn(index)` in each live interpreter in turn, with its GIL held
     /// (on the calling thread, which must hold no GIL).
     void for_each(const std::function<void(size_t)>& fn);
@@ -99,8 +100,9 @@ public:
     ///    pthread_exit when it takes the GIL back, unwinding through C++ frames;
     /// 4. deletes cached thread states, ends the interpreters, finalizes.
     /// Whatever does not finish in time leaves the runtime running (logged)
-    /// rather than hanging or aborting the process.
-    void finalize(const std::function<bool(size_t)>& before_end,
+    /// rather than hanging or aborting the process. Returns true when the runtime
+    /// was finalized (or never started), false when it is left running.
+    bool finalize(const std::function<bool(size_t)>& before_end,
                   std::chrono::steady_clock::time_point deadline);
 
     // seq_cst: pairs with the count in in_flight_scope (see there).
@@ -117,8 +119,8 @@ public:
     /// Index of the interpreter the calling thread is attached to (its GIL held).
     size_t current_index() const;
 
-    /// Never freed (a late callback may still read them); reset by initialize().
     interpreter_stats& stats(size_t index) { return stats_[index]; }
+    const interpreter_stats& stats(size_t index) const { return stats_[index]; }
 
     /// Callbacks in flight, all interpreters together (see in_flight_scope).
     std::atomic<int>& active_calls() { return active_calls_; }
@@ -153,12 +155,27 @@ private:
     static bool wait_for_zero(const std::atomic<int>& counter,
                               std::chrono::steady_clock::time_point deadline);
 
+    /// Creates the interpreters after the main one is initialized (GIL held).
+    void create_interpreters(const pool_options& options, const std::function<void()>& prepare_main,
+                             const std::function<void(size_t)>& prepare,
+                             const std::function<bool(size_t)>& discard);
+    /// Ends the sub-interpreters whose threads `stopped` (no GIL held); false when
+    /// one of them stays (a thread still runs in it).
+    bool end_sub_interpreters(const std::vector<bool>& stopped);
+    /// Adds the main interpreter as the next slot.
+    void add_main_slot();
+    /// Ends sub-interpreter `i` (its GIL held through its owner thread state, which
+    /// is current); Py_EndInterpreter leaves no thread state attached.
+    void end_interpreter(size_t i);
+
     std::vector<slot> slots_;
     size_t size_ = 0;
     PyThreadState* main_tstate_ = nullptr;
     bool uses_main_ = true;
-    bool fell_back_ = false;
     bool main_alongside_ = false;
+    /// Thread states cached before this pool existed belong to interpreters of an
+    /// earlier run (see thread_state_for).
+    unsigned long generation_;
     /// A sub-interpreter was left un-ended at fall-back: never finalize the runtime.
     bool abandoned_ = false;
     std::atomic<bool> running_{false};
@@ -177,7 +194,7 @@ private:
 ///   through a nested SDK call) has it detached for the duration and restored after.
 class attach_guard : no_copy {
 public:
-    explicit attach_guard(size_t index);
+    attach_guard(interpreter_pool& pool, size_t index);
     ~attach_guard();
 
 private:
@@ -196,26 +213,6 @@ public:
 private:
     PyThreadState* state_;
 };
-
-/// Around every SDK call: raises orthanc.OrthancException once the plugin is
-/// stopping (GIL held), else counts the call and releases the GIL for its
-/// lifetime, so Orthanc may call back into any interpreter meanwhile.
-class sdk_call : no_copy {
-public:
-    sdk_call();
-    ~sdk_call() noexcept(false);
-
-private:
-    PyThreadState* state_;
-};
-
-/// Runs `call` (SDK calls only, no Python) inside an sdk_call and returns what
-/// it returns: `check_sdk(without_gil([&] { return OrthancPlugin...(...); }))`.
-template <typename Call>
-decltype(auto) without_gil(Call&& call) {
-    sdk_call unlocked;
-    return call();
-}
 
 /// Counts a call as in flight on an interpreter (for least-loaded dispatch).
 ///

@@ -103,26 +103,22 @@ OrthancPluginErrorCode job_reset(void* raw) {
 
 }  // namespace
 
-// RegisterJobsUnserializer's callback list and trampoline, named in
-// generator/manifest.toml (`registers`): the generated module defines it.
-callback_list g_unserializers;
+// RegisterJobsUnserializer's family and trampoline, named in
+// generator/manifest.toml (`registers`): the generated module defines it. The
+// first interpreter that registered one restores every job; that job stays there.
+const family<OrthancPluginJob*> g_unserializers{"the jobs unserializer", nullptr,
+                                                dispatch_policy::first_registered};
 
 /// A job of a previous run, saved by Orthanc: the first unserializer that
 /// returns a Job (from CreateJob) restores it.
 OrthancPluginJob* on_unserialize(const char* job_type, const char* serialized) {
-    const std::vector<size_t>& registered = g_unserializers.interpreters();
-    if (registered.empty()) return nullptr;
-    const size_t index = registered.front();
-    return call_in(index, "the jobs unserializer", static_cast<OrthancPluginJob*>(nullptr),
-                   [&]() -> OrthancPluginJob* {
-                       for (const py::object& callback : g_unserializers.of(index)) {
-                           py::object job =
-                               callback(decode_text(job_type), decode_text(serialized));
-                           if (!job.is_none())
-                               return job.cast<handle<OrthancPluginJob>&>().release();
-                       }
-                       return nullptr;
-                   });
+    return dispatch(g_unserializers, [&](const callables& callbacks, size_t) -> OrthancPluginJob* {
+        for (const py::object& callback : callbacks) {
+            py::object job = callback(decode_text(job_type), decode_text(serialized));
+            if (!job.is_none()) return job.cast<handle<OrthancPluginJob>&>().release();
+        }
+        return nullptr;
+    });
 }
 
 void bind_create_job(py::module_& m, const binding_text& text) {
@@ -132,7 +128,7 @@ void bind_create_job(py::module_& m, const binding_text& text) {
             if (!py::hasattr(object, "Step"))
                 throw py::type_error("a job needs a Step() method returning a JobStepStatus");
             auto job = std::make_unique<python_job>();
-            job->index = interpreter_pool::instance().current_index();
+            job->index = state().pool.current_index();
             job->object = std::move(object);
         // Not CreateJob2: with it, Orthanc 1.13.0 did not restore the saved jobs
         // after a restart (measured); CreateJob, deprecated, still does.

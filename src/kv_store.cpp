@@ -5,7 +5,7 @@
 // The stores and queues live in Orthanc's database, so they are the state that
 // every interpreter sees: module globals are per interpreter, these are not.
 
-#include "interpreter_pool.h"
+#include "callbacks.h"
 #include "orthanc_handwritten.h"
 
 #include <cstring>

@@ -10,8 +10,10 @@ namespace opm {
 
 namespace {
 
-/// Python callbacks of RegisterRefreshMetricsCallback.
-callback_list g_python_refresh;
+/// Python callbacks of RegisterRefreshMetricsCallback: one scheduler, as with the
+/// existing plugin.
+const family<bool> g_python_refresh{"the metrics refresh callback", false,
+                                    dispatch_policy::first_registered};
 
 void publish(const std::string& name, double value) {
     OrthancPluginSetMetricsValue(context(), name.c_str(), static_cast<float>(value),
@@ -21,8 +23,9 @@ void publish(const std::string& name, double value) {
 /// Called by Orthanc when /tools/metrics-prometheus is read: the interpreters'
 /// counters (orthanc_python_*), then the script's own refresh callbacks.
 void on_refresh_metrics() {
-    interpreter_pool& pool = interpreter_pool::instance();
-    if (!pool.running()) return;
+    plugin_state* current = current_state();
+    if (current == nullptr || !current->pool.running()) return;
+    interpreter_pool& pool = current->pool;
     publish("orthanc_python_interpreters", static_cast<double>(pool.size()));
     // Which index is the main interpreter (-1: none), e.g. alongside sub-interpreters.
     double main_index = -1;
@@ -38,11 +41,9 @@ void on_refresh_metrics() {
         publish(prefix + "errors", static_cast<double>(stats.errors.load()));
         publish(prefix + "busy_seconds", static_cast<double>(stats.busy_ns.load()) / 1e9);
     }
-    const std::vector<size_t>& registered = g_python_refresh.interpreters();
-    if (registered.empty()) return;
-    const size_t index = registered.front();
-    call_in(index, "the metrics refresh callback", false, [&] {
-        for (const py::object& callback : g_python_refresh.of(index)) callback();
+    if (current->families.find(g_python_refresh) == nullptr) return;
+    dispatch(g_python_refresh, [](const callables& callbacks, size_t) {
+        for (const py::object& callback : callbacks) callback();
         return true;
     });
 }
@@ -54,7 +55,7 @@ OrthancPluginErrorCode interpreters_route(OrthancPluginRestOutput* output, const
         OrthancPluginSendMethodNotAllowed(context(), output, "GET");
         return OrthancPluginErrorCode_Success;
     }
-    interpreter_pool& pool = interpreter_pool::instance();
+    const interpreter_pool& pool = state().pool;
     std::ostringstream json;
     json << "{\"Interpreters\": [";
     for (size_t i = 0; pool.running() && i < pool.size(); ++i) {

@@ -1,21 +1,22 @@
 #include "module.h"
 
 #include "errors.h"
-#include "interpreter_pool.h"
 #include "orthanc_handwritten.h"
+#include "plugin_state.h"
 
 #include <pybind11/pybind11.h>
 
+#include <cstring>
 #include <stdexcept>
 
 namespace opm {
 
 void bind_get_interpreter_index(py::module_& m, const binding_text& text) {
-    m.def(text.name, [] { return interpreter_pool::instance().current_index(); }, text.doc);
+    m.def(text.name, [] { return state().pool.current_index(); }, text.doc);
 }
 
 void bind_get_interpreter_count(py::module_& m, const binding_text& text) {
-    m.def(text.name, [] { return interpreter_pool::instance().script_interpreters(); }, text.doc);
+    m.def(text.name, [] { return state().pool.script_interpreters(); }, text.doc);
 }
 
 }  // namespace opm
@@ -32,11 +33,11 @@ namespace opm {
 
 void register_orthanc_module() {
     // The inittab outlives Py_FinalizeEx: after Orthanc's /tools/reset, the entry is there.
-    static bool registered = false;
-    if (registered) return;
+    for (const _inittab* entry = PyImport_Inittab; entry->name != nullptr; ++entry) {
+        if (std::strcmp(entry->name, "orthanc") == 0) return;
+    }
     if (PyImport_AppendInittab("orthanc", PyInit_orthanc) != 0)
         throw std::runtime_error("cannot register the orthanc module");
-    registered = true;
 }
 
 }  // namespace opm

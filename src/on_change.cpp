@@ -5,130 +5,108 @@
 #include "py_bytes.h"
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
 
 namespace opm {
 
-// RegisterOnChangeCallback's callback list and trampoline (on_change, below) are
-// named in generator/manifest.toml (`registers`): the generated module defines it.
-callback_list g_on_change{family_scripts::both};
+// RegisterOnChangeCallback's family and trampoline (on_change, below) are named in
+// generator/manifest.toml (`registers`): the generated module defines it. Both
+// scripts may register one (see deliver()).
+const family<OrthancPluginErrorCode> g_on_change{
+    "the OnChange callback", OrthancPluginErrorCode_Plugin, dispatch_policy::first_registered,
+    family_scripts::both};
 
 namespace {
 
-struct change {
-    OrthancPluginChangeType type;
-    OrthancPluginResourceType resource;
-    std::string id;
-};
-
-/// Changes waiting for delivery. Orthanc's threads only push (no GIL, no
-/// Python), so a callback that calls back into Orthanc cannot deadlock them;
-/// one thread delivers the changes in order, as the existing plugin does.
-///
-/// - push() from any thread; start() and stop() from Orthanc's main thread.
-class change_queue {
-public:
-    void push(change item) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            queue_.push_back(std::move(item));
-        }
-        ready_.notify_one();
-    }
-
-    void start() {
-        stopping_ = false;
-        worker_ = std::thread([this] { run(); });
-    }
-
-    /// Delivers what is queued until `deadline`, then drops the rest (logged)
-    /// but still delivers ORTHANC_STOPPED; returns when the worker has ended.
-    void stop(std::chrono::steady_clock::time_point deadline) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            stopping_ = true;
-            deadline_ = deadline;
-        }
-        ready_.notify_one();
-        if (worker_.joinable()) worker_.join();
-    }
-
-private:
-    void run() {
-        for (;;) {
-            change item;
-            {
-                std::unique_lock<std::mutex> lock(mutex_);
-                ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-                if (stopping_ && std::chrono::steady_clock::now() >= deadline_) drop_late_changes();
-                if (queue_.empty()) return;  // stopping, and everything delivered
-                item = std::move(queue_.front());
-                queue_.pop_front();
-            }
-            deliver(item);
+/// Calls the OnChange callbacks of interpreter `index` (its GIL held) with one
+/// change; an exception is logged and the next callback still runs.
+void call_callbacks(const callback_list& list, size_t index, const change& item) {
+    py::str id = decode_text(item.id.c_str());
+    for (const py::object& callback : list.of(index)) {
+        try {
+            callback(static_cast<int>(item.type), static_cast<int>(item.resource), id);
+        } catch (const py::error_already_set& error) {
+            report_error_in(index, g_on_change.what, error);
         }
     }
+}
 
-    /// Keeps only ORTHANC_STOPPED (the scripts stop their threads on it). Lock held.
-    void drop_late_changes() {
-        const auto stopped = [](const change& item) {
-            return item.type == OrthancPluginChangeType_OrthancStopped;
-        };
-        const size_t before = queue_.size();
-        queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
-                                    [&](const change& item) { return !stopped(item); }),
-                     queue_.end());
-        if (queue_.size() != before)
-            log_warning("Python: Orthanc is stopping: " + std::to_string(before - queue_.size()) +
-                        " changes not delivered to the OnChange callback in time were dropped");
+/// ORTHANC_STOPPED reaches every interpreter, so each can stop its own threads;
+/// any other change goes to the first that registered, and to the main
+/// interpreter too when PythonMainScript registered one alongside.
+void deliver(const change& item) {
+    plugin_state& current = state();
+    const callback_list* list = current.families.find(g_on_change);
+    if (list == nullptr) return;
+    const std::vector<size_t>& registered = list->interpreters();
+    for (size_t k = 0; k < registered.size(); ++k) {
+        const size_t index = registered[k];
+        if (item.type != OrthancPluginChangeType_OrthancStopped && k > 0 &&
+            !current.pool.is_main_alongside(index))
+            continue;
+        call_in(index, g_on_change.what, false, [&] {
+            call_callbacks(*list, index, item);
+            return true;
+        });
     }
-
-    static void deliver(const change& item) {
-        // ORTHANC_STOPPED reaches every interpreter, so each can stop its own
-        // threads; any other change goes to the first that registered, and to the
-        // main interpreter too when PythonMainScript registered one alongside.
-        interpreter_pool& pool = interpreter_pool::instance();
-        const std::vector<size_t>& registered = g_on_change.interpreters();
-        for (size_t k = 0; k < registered.size(); ++k) {
-            const size_t index = registered[k];
-            if (item.type != OrthancPluginChangeType_OrthancStopped && k > 0 &&
-                !pool.is_main_alongside(index))
-                continue;
-            call_in(index, "the OnChange callback", false, [&] {
-                py::str id = decode_text(item.id.c_str());
-                for (const py::object& callback : g_on_change.of(index)) {
-                    try {
-                        callback(static_cast<int>(item.type), static_cast<int>(item.resource), id);
-                    } catch (const py::error_already_set& error) {
-                        report_callback_error("the OnChange callback", error);
-                    }
-                }
-                return true;
-            });
-        }
-    }
-
-    std::mutex mutex_;
-    std::condition_variable ready_;
-    std::deque<change> queue_;
-    bool stopping_ = false;
-    std::chrono::steady_clock::time_point deadline_;
-    std::thread worker_;
-};
-
-change_queue g_queue;
-bool g_started = false;
+}
 
 }  // namespace
+
+void change_queue::push(change item) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.push_back(std::move(item));
+    }
+    ready_.notify_one();
+}
+
+void change_queue::start() {
+    if (state().families.find(g_on_change) == nullptr || worker_.joinable()) return;
+    stopping_ = false;
+    worker_ = std::thread([this] { run(); });
+}
+
+void change_queue::stop(std::chrono::steady_clock::time_point deadline) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+        deadline_ = deadline;
+    }
+    ready_.notify_one();
+    if (worker_.joinable()) worker_.join();
+}
+
+void change_queue::run() {
+    for (;;) {
+        change item;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            if (stopping_ && std::chrono::steady_clock::now() >= deadline_) drop_late_changes();
+            if (queue_.empty()) return;  // stopping, and everything delivered
+            item = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        deliver(item);
+    }
+}
+
+void change_queue::drop_late_changes() {
+    const size_t before = queue_.size();
+    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                                [](const change& item) {
+                                    return item.type != OrthancPluginChangeType_OrthancStopped;
+                                }),
+                 queue_.end());
+    if (queue_.size() != before)
+        log_warning("Python: Orthanc is stopping: " + std::to_string(before - queue_.size()) +
+                    " changes not delivered to the OnChange callback in time were dropped");
+}
 
 OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPluginResourceType resource,
                                  const char* id) {
     try {
-        g_queue.push({type, resource, id ? id : ""});
+        state().changes.push({type, resource, id ? id : ""});
         return OrthancPluginErrorCode_Success;
     } catch (const std::exception& error) {
         log_error(std::string("Python: cannot queue a change: ") + error.what());
@@ -136,28 +114,11 @@ OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPluginReso
     }
 }
 
-void start_on_change() {
-    if (g_on_change.empty() || g_started) return;
-    g_queue.start();
-    g_started = true;
-}
-
-void stop_on_change(std::chrono::steady_clock::time_point deadline) {
-    if (!g_started) return;
-    g_queue.stop(deadline);
-    g_started = false;
-}
-
 void notify_stopped(size_t index) {
-    if (!g_on_change.registered_in(index)) return;
-    for (const py::object& callback : g_on_change.of(index)) {
-        try {
-            callback(static_cast<int>(OrthancPluginChangeType_OrthancStopped),
-                     static_cast<int>(OrthancPluginResourceType_None), py::str(""));
-        } catch (const py::error_already_set& error) {
-            report_callback_error("the OnChange callback", error);
-        }
-    }
+    const callback_list* list = state().families.find(g_on_change);
+    if (list == nullptr || !list->registered_in(index)) return;
+    call_callbacks(*list, index,
+                   {OrthancPluginChangeType_OrthancStopped, OrthancPluginResourceType_None, ""});
 }
 
 }  // namespace opm

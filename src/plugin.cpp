@@ -8,7 +8,7 @@
 #include "interpreter_pool.h"
 #include "metrics.h"
 #include "module.h"
-#include "on_change.h"
+#include "plugin_state.h"
 #include "py_bytes.h"
 #include "scripts.h"
 #include "sdk.h"
@@ -37,22 +37,84 @@ void set_description(const char* text) {
 #endif
 }
 
-plugin_config g_config;
-bool g_active = false;
-
 std::chrono::steady_clock::time_point stop_deadline() {
     return std::chrono::steady_clock::now() +
            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                std::chrono::duration<double>(thread_stop_timeout_s));
 }
 
-void stop_python() {
+/// Stops the scripts and Python, then ends the state (kept for good when the
+/// runtime is left running). Orthanc's main thread, no GIL held.
+void stop_python(plugin_state& current) {
     // ORTHANC_STOPPED is delivered first, so scripts can stop their threads; a
     // backlog behind a slow callback gets as long as the threads do, no more.
-    stop_on_change(stop_deadline());
+    current.changes.stop(stop_deadline());
     const auto deadline = stop_deadline();
-    interpreter_pool::instance().finalize(
+    const bool finalized = current.pool.finalize(
         [deadline](size_t index) { return stop_interpreter(index, deadline); }, deadline);
+    // A thread left running (the runtime was not finalized) must not reach an
+    // Orthanc that is going away: its SDK calls raise from now on.
+    current.pool.close_sdk_calls();
+    end_state(finalized);
+}
+
+/// False (logged) when this Orthanc cannot run the plugin.
+bool check_orthanc(OrthancPluginContext* context, const std::string& sdk) {
+    if (OrthancPluginCheckVersion(context) != 0) return true;
+    log_error("Python: this Orthanc (" + std::string(context->orthancVersion) +
+              ") is older than the Orthanc SDK " + sdk +
+              " the plugin was built with: the plugin does not start (build it against "
+              "this Orthanc's SDK, or upgrade Orthanc)");
+    return false;
+}
+
+/// False (logged) when another embedded Python shares this process.
+bool check_alone(const plugin_config& config) {
+    if (!config.other_python_plugins.empty()) {
+        log_error("Python: the configuration also loads " + config.other_python_plugins[0] +
+                  " (the existing Python plugin); two embedded Pythons cannot share one Orthanc "
+                  "process: remove it from \"Plugins\"");
+        return false;
+    }
+    const std::string other = other_libpython();
+    if (Py_IsInitialized() || !other.empty()) {
+        log_error("Python: another embedded Python (" + (other.empty() ? "this one" : other) +
+                  ") is already running in this Orthanc process, probably the existing Python "
+                  "plugin; load only one Python plugin");
+        return false;
+    }
+    return true;
+}
+
+/// Creates the interpreters and runs the scripts in them; the state's pool is new.
+void start_python(plugin_state& current) {
+    const plugin_config& config = current.config;
+    const python_environment env = find_environment(config.virtual_env);
+    pool_options options;
+    options.interpreters = config.interpreters;
+    options.main_alongside = !config.main_script.empty();
+    options.verbose = config.verbose;
+    // The base Python the plugin was built with, unless it lives elsewhere here.
+    options.home = config.home.empty() ? ORTHANC_PYTHON_MULTI_HOME : config.home;
+    options.executable = env.executable;
+    current.pool.initialize(
+        options, [&config] { warm_up_main(config); },
+        [&env, &config](size_t index) { prepare_interpreter(index, env, config); },
+        &discard_interpreter);
+}
+
+void log_started(const plugin_state& current) {
+    const plugin_config& config = current.config;
+    const interpreter_pool& pool = current.pool;
+    log_warning("Python: " + config.script + " runs in " +
+                std::to_string(pool.script_interpreters()) +
+                (pool.uses_main_interpreter() ? " interpreter (the main one)"
+                                              : " sub-interpreters, each with its own GIL"));
+    if (!config.main_script.empty())
+        log_warning("Python: " + config.main_script + " runs in the main interpreter" +
+                    (pool.main_alongside()
+                         ? " (interpreter " + std::to_string(pool.size() - 1) + ")"
+                         : std::string()));
 }
 
 int32_t initialize(OrthancPluginContext* context) {
@@ -60,80 +122,39 @@ int32_t initialize(OrthancPluginContext* context) {
     const std::string sdk = std::to_string(ORTHANC_PLUGINS_MINIMAL_MAJOR_NUMBER) + "." +
                             std::to_string(ORTHANC_PLUGINS_MINIMAL_MINOR_NUMBER) + "." +
                             std::to_string(ORTHANC_PLUGINS_MINIMAL_REVISION_NUMBER);
-    if (OrthancPluginCheckVersion(context) == 0) {
-        log_error("Python: this Orthanc (" + std::string(context->orthancVersion) +
-                  ") is older than the Orthanc SDK " + sdk +
-                  " the plugin was built with: the plugin does not start (build it against "
-                  "this Orthanc's SDK, or upgrade Orthanc)");
-        return -1;
-    }
+    if (!check_orthanc(context, sdk)) return -1;
     log_warning("Python: version of the Orthanc SDK in use by the Python plugin: " + sdk +
                 " (Orthanc " + context->orthancVersion + ", Python " PY_VERSION ")");
     set_description("Python scripts in parallel sub-interpreters (orthanc-python-multi)");
 
-    g_config = read_config(context);
-    if (g_config.script.empty() && !g_config.main_script.empty()) {
+    plugin_config config = read_config(context);
+    if (config.script.empty() && !config.main_script.empty()) {
         // Nothing for sub-interpreters: the main interpreter alone runs it.
-        g_config.script = g_config.main_script;
-        g_config.main_script.clear();
-        g_config.interpreters = 1;
+        config.script = config.main_script;
+        config.main_script.clear();
+        config.interpreters = 1;
     }
-    if (g_config.script.empty()) {
+    if (config.script.empty()) {
         log_warning("Python: no PythonScript in the configuration, the plugin stays inactive");
         return 0;
     }
-    if (!g_config.other_python_plugins.empty()) {
-        log_error("Python: the configuration also loads " + g_config.other_python_plugins[0] +
-                  " (the existing Python plugin); two embedded Pythons cannot share one Orthanc "
-                  "process: remove it from \"Plugins\"");
-        return -1;
-    }
-    const std::string other = other_libpython();
-    if (Py_IsInitialized() || !other.empty()) {
-        log_error("Python: another embedded Python (" + (other.empty() ? "this one" : other) +
-                  ") is already running in this Orthanc process, probably the existing Python "
-                  "plugin; load only one Python plugin");
-        return -1;
-    }
+    if (!check_alone(config)) return -1;
 
     promote_libpython();
     register_orthanc_module();
-    reset_registrations();
-
-    const python_environment env = find_environment(g_config.virtual_env);
-    pool_options options;
-    options.interpreters = g_config.interpreters;
-    options.main_alongside = !g_config.main_script.empty();
-    options.verbose = g_config.verbose;
-    // The base Python the plugin was built with, unless it lives elsewhere here.
-    options.home = g_config.home.empty() ? ORTHANC_PYTHON_MULTI_HOME : g_config.home;
-    options.executable = env.executable;
-
-    interpreter_pool& pool = interpreter_pool::instance();
+    plugin_state& current = start_state(std::move(config));
     try {
-        pool.initialize(
-            options, [] { warm_up_main(g_config); },
-            [&env](size_t index) { prepare_interpreter(index, env, g_config); },
-            &discard_interpreter);
+        start_python(current);
     } catch (const std::exception& error) {
         log_error(error.what());
-        close_registration();
-        stop_python();
+        current.registration_open.store(false);
+        stop_python(current);
         return -1;
     }
-    close_registration();
+    current.registration_open.store(false);
     register_metrics();
-    start_on_change();
-    g_active = true;
-    log_warning("Python: " + g_config.script + " runs in " +
-                std::to_string(pool.script_interpreters()) +
-                (pool.uses_main_interpreter() ? " interpreter (the main one)"
-                                              : " sub-interpreters, each with its own GIL"));
-    if (!g_config.main_script.empty())
-        log_warning("Python: " + g_config.main_script + " runs in the main interpreter" +
-                    (pool.main_alongside()
-                         ? " (interpreter " + std::to_string(pool.size() - 1) + ")"
-                         : std::string()));
+    current.changes.start();
+    log_started(current);
     return 0;
 }
 
@@ -157,16 +178,13 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext* contex
 }
 
 ORTHANC_PLUGINS_API void OrthancPluginFinalize() {
-    if (!opm::g_active) return;
-    opm::g_active = false;
+    opm::plugin_state* current = opm::current_state();
+    if (current == nullptr || current->ended) return;  // inactive, or it did not start
     try {
-        opm::stop_python();
+        opm::stop_python(*current);
     } catch (const std::exception& error) {
         opm::log_error(std::string("Python: error at shutdown: ") + error.what());
     }
-    // A thread left running (the runtime was not finalized) must not reach an
-    // Orthanc that is going away: its SDK calls raise from now on.
-    opm::interpreter_pool::instance().close_sdk_calls();
     opm::set_context(nullptr);
 }
 

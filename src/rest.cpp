@@ -1,4 +1,6 @@
-#include "rest.h"
+// REST routes (RegisterRestCallback, RegisterChunkedRestCallback): each route is
+// a registration like a family's, numbered, because Orthanc calls each route
+// through a C function of its own (a fixed table of trampolines).
 
 #include "callbacks.h"
 #include "errors.h"
@@ -40,27 +42,28 @@ struct route_handlers {
 };
 
 /// One regular expression registered with Orthanc, and what each interpreter
-/// registered for it.
-///
-/// - Written only while the scripts load (on Orthanc's main thread, before any
-///   request can arrive); read concurrently afterwards without a lock.
-/// - `handlers[i]` belongs to interpreter i: created, called and dropped only
-///   with that interpreter's GIL held.
-struct route {
-    std::string regex;
-    bool chunked = false;
-    std::vector<route_handlers> handlers;  ///< by interpreter index
-    std::vector<size_t> interpreters;      ///< indexes that registered, in order
-    std::atomic<unsigned> next{0};         ///< round-robin start among equally loaded ones
+/// registered for it (the last registration of an interpreter counts). The plugin
+/// state's family_registry owns it, as route number `id` of its trampolines.
+struct route final : callback_list_of<route_handlers> {
+    route(std::string expression, bool is_chunked)
+        : callback_list_of(family_scripts::either),
+          regex(std::move(expression)),
+          chunked(is_chunked) {}
+
+    const std::string regex;
+    const bool chunked;
 };
 
-std::array<std::unique_ptr<route>, max_routes> g_routes;
-size_t g_route_count = 0;
+using route_entries = std::vector<route_handlers>;
 
-/// The interpreter for a call of route `id`; no_interpreter when none registered
-/// it (after a fall-back to the main interpreter): call_in then fails the call.
-size_t pick(route& r) {
-    return r.interpreters.empty() ? no_interpreter : least_loaded(r.interpreters, r.next);
+/// Calls `body(route, handlers)` in the interpreter picked for route `id`.
+template <typename What, typename Body>
+OrthancPluginErrorCode dispatch_route(size_t id, const What& what, Body&& body) {
+    plugin_state* current = current_state();
+    route* r = current ? &static_cast<route&>(current->families.route(id)) : nullptr;
+    return dispatch_to(
+        r, dispatch_policy::least_loaded, what, OrthancPluginErrorCode_Plugin,
+        [&](const route_entries& entries, size_t) { return body(*r, entries.back()); });
 }
 
 const char* method_name(OrthancPluginHttpMethod method) {
@@ -113,11 +116,8 @@ OrthancPluginErrorCode check_answered(borrowed<OrthancPluginRestOutput>& output,
 /// GET and DELETE of a chunked route, every method of the others.
 OrthancPluginErrorCode handle_rest(size_t id, OrthancPluginRestOutput* output, const char* url,
                                    const OrthancPluginHttpRequest* request) {
-    route& r = *g_routes[id];
-    const size_t index = pick(r);
     const call_name what{"the REST callback for ", url};
-    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        const route_handlers& handlers = r.handlers[index];
+    return dispatch_route(id, what, [&](const route& r, const route_handlers& handlers) {
         const py::object& callable = !r.chunked ? handlers.callback
                                      : request->method == OrthancPluginHttpMethod_Get
                                          ? handlers.get
@@ -143,11 +143,8 @@ struct chunked_reader {
 
 OrthancPluginErrorCode create_reader(size_t id, OrthancPluginServerChunkedRequestReader** reader,
                                      const char* url, const OrthancPluginHttpRequest* request) {
-    route& r = *g_routes[id];
-    const size_t index = pick(r);
     const call_name what{"the chunked REST callback for ", url};
-    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        const route_handlers& handlers = r.handlers[index];
+    return dispatch_route(id, what, [&](const route&, const route_handlers& handlers) {
         const py::object& factory =
             request->method == OrthancPluginHttpMethod_Post ? handlers.post : handlers.put;
         if (!factory) throw std::runtime_error("this interpreter has no handler for the method");
@@ -158,7 +155,7 @@ OrthancPluginErrorCode create_reader(size_t id, OrthancPluginServerChunkedReques
                 "Execute(output) methods, not " +
                 py::repr(created).cast<std::string>());
         *reader = reinterpret_cast<OrthancPluginServerChunkedRequestReader*>(
-            new chunked_reader{index, std::move(created), url});
+            new chunked_reader{state().pool.current_index(), std::move(created), url});
         return OrthancPluginErrorCode_Success;
     });
 }
@@ -224,46 +221,48 @@ constexpr auto g_rest_trampolines = make_rest_trampolines(std::make_index_sequen
 constexpr auto g_reader_trampolines =
     make_reader_trampolines(std::make_index_sequence<max_routes>{});
 
+/// The route registered for `regex`, if any.
+route* find_route(const family_registry& families, const std::string& regex) {
+    for (size_t id = 0; id < families.route_count(); ++id) {
+        auto& r = static_cast<route&>(families.route(id));
+        if (r.regex == regex) return &r;
+    }
+    return nullptr;
+}
+
+/// Raises unless `handlers` may join route `r` (the same registration function,
+/// and for chunked routes the same HTTP methods as the first interpreter's).
+void check_joins(const char* function, const route& r, bool chunked,
+                 const route_handlers& handlers) {
+    const char* problem = nullptr;
+    if (r.chunked != chunked)
+        problem = " is already registered by the other REST registration function";
+    else if (chunked && !r.interpreters().empty() &&
+             handlers.methods() != r.of(r.interpreters().front()).back().methods())
+        problem = " is already registered with handlers for other HTTP methods";
+    if (problem != nullptr)
+        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                (std::string(function) + ": " + r.regex + problem).c_str());
+}
+
 /// The route of `regex` (a new one, registered with Orthanc by `add_to_orthanc(id)`
 /// the first time) gets the current interpreter's handlers.
 template <typename AddToOrthanc>
 void add_route(const char* function, const std::string& regex, bool chunked,
                route_handlers handlers, AddToOrthanc&& add_to_orthanc) {
     check_registration_open(function);
-    interpreter_pool& pool = interpreter_pool::instance();
-    const size_t index = pool.current_index();
-
-    route* target = nullptr;
-    for (size_t i = 0; i < g_route_count; ++i) {
-        if (g_routes[i]->regex == regex) target = g_routes[i].get();
-    }
-    if (target != nullptr && target->chunked != chunked)
-        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
-                                (std::string(function) + ": " + regex +
-                                 " is already registered by the other REST registration function")
-                                    .c_str());
-    if (target != nullptr && !target->interpreters.empty())
-        check_same_script(function, target->interpreters.front(), index);
-    if (target != nullptr && chunked && !target->interpreters.empty() &&
-        handlers.methods() != target->handlers[target->interpreters.front()].methods())
-        raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
-                                (std::string(function) + ": " + regex +
-                                 " is already registered with handlers for other HTTP methods")
-                                    .c_str());
+    family_registry& families = state().families;
+    route* target = find_route(families, regex);
+    if (target != nullptr) check_joins(function, *target, chunked, handlers);
     if (target == nullptr) {
-        if (g_route_count == max_routes)
+        if (families.route_count() == max_routes)
             raise_orthanc_exception(OrthancPluginErrorCode_NotEnoughMemory,
                                     "too many REST routes (at most 256)");
-        const size_t id = g_route_count++;
-        g_routes[id] = std::make_unique<route>();
-        target = g_routes[id].get();
-        target->regex = regex;
-        target->chunked = chunked;
-        target->handlers.resize(pool.size());
-        add_to_orthanc(id);
+        auto created = std::make_unique<route>(regex, chunked);
+        target = created.get();
+        add_to_orthanc(families.add_route(std::move(created)));
     }
-    if (target->handlers[index].empty()) target->interpreters.push_back(index);
-    target->handlers[index] = std::move(handlers);
+    target->add(function, std::move(handlers));
 }
 
 void register_rest_callback(const std::string& regex, py::function callback) {
@@ -317,25 +316,6 @@ void bind_register_chunked_rest_callback(py::module_& module, const binding_text
     module.def(text.name, &register_chunked_rest_callback, py::arg("pathRegularExpression"),
                py::arg("getHandler"), py::arg("postHandler"), py::arg("deleteHandler"),
                py::arg("putHandler"), text.doc);
-}
-
-void finalize_rest(size_t index) {
-    for (size_t i = 0; i < g_route_count; ++i) {
-        if (index < g_routes[i]->handlers.size()) g_routes[i]->handlers[index] = route_handlers();
-    }
-}
-
-void forget_rest(size_t index) {
-    for (size_t i = 0; i < g_route_count; ++i) {
-        std::vector<size_t>& registered = g_routes[i]->interpreters;
-        registered.erase(std::remove(registered.begin(), registered.end(), index),
-                         registered.end());
-    }
-}
-
-void reset_rest() {
-    for (size_t i = 0; i < g_route_count; ++i) g_routes[i].reset();
-    g_route_count = 0;
 }
 
 }  // namespace opm

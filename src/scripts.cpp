@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "interpreter_pool.h"
 #include "on_change.h"
+#include "plugin_state.h"
 #include "py_bytes.h"
 
 #include "bootstrap_py.h"
@@ -83,7 +84,7 @@ std::string thread_names(const py::list& names) {
 }  // namespace
 
 void prepare_interpreter(size_t index, const python_environment& env, const plugin_config& config) {
-    interpreter_pool& pool = interpreter_pool::instance();
+    const interpreter_pool& pool = state().pool;
     const bool sub_interpreter = !pool.is_main(index);
     std::vector<std::string> scripts;
     if (!sub_interpreter && !config.main_script.empty()) scripts.push_back(config.main_script);
@@ -113,13 +114,13 @@ void warm_up_main(const plugin_config& config) {
 }
 
 bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadline) {
-    clear_all_callbacks(index);
+    state().families.clear(index);
     try {
         const double left =
             std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
         // A sub-interpreter cannot end under a running daemon thread: those get a
         // short grace to finish stopping (their script stopped them on ORTHANC_STOPPED).
-        py::object daemon_grace = interpreter_pool::instance().is_main(index)
+        py::object daemon_grace = state().pool.is_main(index)
                                       ? py::object(py::none())
                                       : py::object(py::float_(daemon_grace_s));
         py::tuple alive = bootstrap().attr("join_threads")(left > 0 ? left : 0.0, daemon_grace);
@@ -146,8 +147,8 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
 
 bool discard_interpreter(size_t index) {
     notify_stopped(index);  // its threads stop as they would at Orthanc's stop
-    clear_all_callbacks(index);
-    forget_all_callbacks(index);
+    state().families.clear(index);
+    state().families.forget(index);
     try {
         py::tuple alive = bootstrap().attr("join_threads")(daemon_grace_s, daemon_grace_s);
         bootstrap().attr("flush_log_streams")();

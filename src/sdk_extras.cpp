@@ -1,7 +1,7 @@
 // Hand-written SDK bindings whose C signatures the generator's rules do not
 // cover (declared in generator/manifest.toml).
 
-#include "interpreter_pool.h"
+#include "callbacks.h"
 #include "orthanc_handwritten.h"
 
 #include <algorithm>

@@ -18,41 +18,40 @@ struct storage_callbacks {
     py::object read_range;  ///< None: ranges are cut out of read()
 };
 
-callback_list_of<storage_callbacks> g_storage;
+using storage_entries = std::vector<storage_callbacks>;
 
-const storage_callbacks& callbacks_of(size_t index) {
-    return g_storage.of(index).back();
-}
+const family<OrthancPluginErrorCode, storage_callbacks> g_storage{"the storage area callback",
+                                                                  OrthancPluginErrorCode_Plugin};
 
 OrthancPluginErrorCode storage_create(const char* uuid, const void* content, int64_t size,
                                       OrthancPluginContentType type) {
-    const size_t index = g_storage.pick();
-    return call_in(index, "the storage area create callback", OrthancPluginErrorCode_Plugin, [&] {
-        callbacks_of(index).create(
-            decode_text(uuid), static_cast<int>(type),
-            py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)));
-        return OrthancPluginErrorCode_Success;
-    });
+    return dispatch(
+        g_storage, "the storage area create callback", [&](const storage_entries& entries, size_t) {
+            entries.back().create(
+                decode_text(uuid), static_cast<int>(type),
+                py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)));
+            return OrthancPluginErrorCode_Success;
+        });
 }
 
 OrthancPluginErrorCode storage_read_whole(OrthancPluginMemoryBuffer64* target, const char* uuid,
                                           OrthancPluginContentType type) {
-    const size_t index = g_storage.pick();
-    return call_in(index, "the storage area read callback", OrthancPluginErrorCode_Plugin, [&] {
-        py::object answer = callbacks_of(index).read(decode_text(uuid), static_cast<int>(type));
-        fill_buffer(target, answer, "the answer of the storage area read callback");
-        return OrthancPluginErrorCode_Success;
-    });
+    return dispatch(
+        g_storage, "the storage area read callback", [&](const storage_entries& entries, size_t) {
+            py::object answer = entries.back().read(decode_text(uuid), static_cast<int>(type));
+            fill_buffer(target, answer, "the answer of the storage area read callback");
+            return OrthancPluginErrorCode_Success;
+        });
 }
 
 /// Orthanc allocated `target` with the size of the range. Without a readRange
 /// callback, the whole file is read and the range cut out of it.
 OrthancPluginErrorCode storage_read_range(OrthancPluginMemoryBuffer64* target, const char* uuid,
                                           OrthancPluginContentType type, uint64_t start) {
-    const size_t index = g_storage.pick();
-    return call_in(
-        index, "the storage area read-range callback", OrthancPluginErrorCode_Plugin, [&] {
-            const storage_callbacks& callbacks = callbacks_of(index);
+    return dispatch(
+        g_storage, "the storage area read-range callback",
+        [&](const storage_entries& entries, size_t) {
+            const storage_callbacks& callbacks = entries.back();
             const py::object& range = callbacks.read_range;
             py::object answer;
             uint64_t offset = start;
@@ -72,11 +71,11 @@ OrthancPluginErrorCode storage_read_range(OrthancPluginMemoryBuffer64* target, c
 }
 
 OrthancPluginErrorCode storage_remove(const char* uuid, OrthancPluginContentType type) {
-    const size_t index = g_storage.pick();
-    return call_in(index, "the storage area remove callback", OrthancPluginErrorCode_Plugin, [&] {
-        callbacks_of(index).remove(decode_text(uuid), static_cast<int>(type));
-        return OrthancPluginErrorCode_Success;
-    });
+    return dispatch(g_storage, "the storage area remove callback",
+                    [&](const storage_entries& entries, size_t) {
+                        entries.back().remove(decode_text(uuid), static_cast<int>(type));
+                        return OrthancPluginErrorCode_Success;
+                    });
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
@@ -90,11 +89,10 @@ struct storage3_callbacks {
     py::object create, read_range, remove;
 };
 
-callback_list_of<storage3_callbacks> g_storage3;
+using storage3_entries = std::vector<storage3_callbacks>;
 
-const storage3_callbacks& callbacks3_of(size_t index) {
-    return g_storage3.of(index).back();
-}
+const family<OrthancPluginErrorCode, storage3_callbacks> g_storage3{"the storage area callback",
+                                                                    OrthancPluginErrorCode_Plugin};
 
 py::bytes custom_bytes(const void* data, uint32_t size) {
     return py::bytes(static_cast<const char*>(data), size);
@@ -112,54 +110,56 @@ OrthancPluginErrorCode storage_create3(OrthancPluginMemoryBuffer* custom_data, c
                                        OrthancPluginContentType type,
                                        OrthancPluginCompressionType compression,
                                        const OrthancPluginDicomInstance* instance) {
-    const size_t index = g_storage3.pick();
-    const char* what = "the storage area create callback";
-    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        borrowed<OrthancPluginDicomInstance> py_instance(instance);
-        py::object answer = callbacks3_of(index).create(
-            decode_text(uuid), static_cast<int>(type), static_cast<int>(compression),
-            py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)),
-            instance != nullptr ? py_instance.object() : py::none());
-        py::tuple result = answer.cast<py::tuple>();
-        if (result.size() != 2) throw py::type_error("create must return (errorCode, customData)");
-        const OrthancPluginErrorCode code = returned_code(result[0], "create");
-        if (code != OrthancPluginErrorCode_Success || result[1].is_none()) return code;
-        fill_buffer(custom_data, result[1], "the custom data");
-        return OrthancPluginErrorCode_Success;
-    });
+    return dispatch(g_storage3, "the storage area create callback",
+                    [&](const storage3_entries& entries, size_t) {
+                        borrowed<OrthancPluginDicomInstance> py_instance(instance);
+                        py::object answer = entries.back().create(
+                            decode_text(uuid), static_cast<int>(type),
+                            static_cast<int>(compression),
+                            py::bytes(static_cast<const char*>(content), static_cast<size_t>(size)),
+                            instance != nullptr ? py_instance.object() : py::none());
+                        py::tuple result = answer.cast<py::tuple>();
+                        if (result.size() != 2)
+                            throw py::type_error("create must return (errorCode, customData)");
+                        const OrthancPluginErrorCode code = returned_code(result[0], "create");
+                        if (code != OrthancPluginErrorCode_Success || result[1].is_none())
+                            return code;
+                        fill_buffer(custom_data, result[1], "the custom data");
+                        return OrthancPluginErrorCode_Success;
+                    });
 }
 
 OrthancPluginErrorCode storage_read_range3(OrthancPluginMemoryBuffer64* target, const char* uuid,
                                            OrthancPluginContentType type, uint64_t start,
                                            const void* custom_data, uint32_t custom_size) {
-    const size_t index = g_storage3.pick();
-    const char* what = "the storage area read-range callback";
-    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        py::object answer =
-            callbacks3_of(index).read_range(decode_text(uuid), static_cast<int>(type), start,
-                                            target->size, custom_bytes(custom_data, custom_size));
-        py::tuple result = answer.cast<py::tuple>();
-        if (result.size() != 2) throw py::type_error("readRange must return (errorCode, data)");
-        const OrthancPluginErrorCode code = returned_code(result[0], "readRange");
-        if (code != OrthancPluginErrorCode_Success) return code;
-        byte_view bytes(result[1]);
-        if (bytes.size() != target->size)
-            throw py::value_error("readRange returned " + std::to_string(bytes.size()) +
-                                  " bytes instead of " + std::to_string(target->size));
-        if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
-        return OrthancPluginErrorCode_Success;
-    });
+    return dispatch(
+        g_storage3, "the storage area read-range callback",
+        [&](const storage3_entries& entries, size_t) {
+            py::object answer =
+                entries.back().read_range(decode_text(uuid), static_cast<int>(type), start,
+                                          target->size, custom_bytes(custom_data, custom_size));
+            py::tuple result = answer.cast<py::tuple>();
+            if (result.size() != 2) throw py::type_error("readRange must return (errorCode, data)");
+            const OrthancPluginErrorCode code = returned_code(result[0], "readRange");
+            if (code != OrthancPluginErrorCode_Success) return code;
+            byte_view bytes(result[1]);
+            if (bytes.size() != target->size)
+                throw py::value_error("readRange returned " + std::to_string(bytes.size()) +
+                                      " bytes instead of " + std::to_string(target->size));
+            if (bytes.size() > 0) std::memcpy(target->data, bytes.data(), bytes.size());
+            return OrthancPluginErrorCode_Success;
+        });
 }
 
 OrthancPluginErrorCode storage_remove3(const char* uuid, OrthancPluginContentType type,
                                        const void* custom_data, uint32_t custom_size) {
-    const size_t index = g_storage3.pick();
-    const char* what = "the storage area remove callback";
-    return call_in(index, what, OrthancPluginErrorCode_Plugin, [&] {
-        return returned_code(callbacks3_of(index).remove(decode_text(uuid), static_cast<int>(type),
-                                                         custom_bytes(custom_data, custom_size)),
-                             "remove");
-    });
+    return dispatch(g_storage3, "the storage area remove callback",
+                    [&](const storage3_entries& entries, size_t) {
+                        return returned_code(
+                            entries.back().remove(decode_text(uuid), static_cast<int>(type),
+                                                  custom_bytes(custom_data, custom_size)),
+                            "remove");
+                    });
 }
 
 #endif
@@ -173,9 +173,10 @@ void bind_register_storage_area(py::module_& m, const binding_text& text) {
                            py::object read_range) {
             if (!read_range.is_none() && !PyCallable_Check(read_range.ptr()))
                 throw py::type_error("readRange must be callable or None");
-            if (g_storage.add(name, {create, read, remove, read_range}))
+            add_registration(g_storage, name, {create, read, remove, read_range}, [] {
                 OrthancPluginRegisterStorageArea2(context(), storage_create, storage_read_whole,
                                                   storage_read_range, storage_remove);
+            });
         },
         py::arg("create"), py::arg("read"), py::arg("remove"), py::arg("readRange") = py::none(),
         text.doc);
@@ -187,9 +188,10 @@ void bind_register_storage_area3(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
         [name = text.name](py::function create, py::function read_range, py::function remove) {
-            if (g_storage3.add(name, {create, read_range, remove}))
+            add_registration(g_storage3, name, {create, read_range, remove}, [] {
                 OrthancPluginRegisterStorageArea3(context(), storage_create3, storage_read_range3,
                                                   storage_remove3);
+            });
         },
         py::arg("create"), py::arg("readRange"), py::arg("remove"), text.doc);
 }

@@ -204,11 +204,11 @@ def test_registers_entry_is_defined_by_the_generated_module(model: BuildModel) -
     )
     m = model(REGISTER_HEADER, Manifest([entry]))
     assert (m.wrapped_count, m.sdk_functions) == (1, 1)
-    # No binder to declare: the family file defines the list and the trampoline,
-    # declared here with the C callback type of the SDK registration function.
+    # No binder to declare: the family file defines the family and the trampoline,
+    # declared here with the types that the SDK registration function implies.
     header = emit_handwritten_header(m)
     assert "bind_register" not in header  # no binder to declare
-    assert "extern callback_list g_handlers;" in header
+    assert "extern const family_for<decltype(&OrthancPluginRegister)> g_handlers;" in header
     assert "trampoline_of<decltype(&OrthancPluginRegister)> on_handler;" in header
     cpp = emit_cpp(m)
     assert (
