@@ -71,6 +71,47 @@ def test_cached_thread_states_are_reaped(driver: Path) -> None:
     assert run(driver, "reap-thread-states").splitlines() == ["thread states reaped"]
 
 
+def test_main_interpreter_alone_started_and_stopped_twice(driver: Path) -> None:
+    assert run(driver, "restart-main").splitlines() == ["round 0 stopped", "round 1 stopped"]
+
+
+def test_main_interpreter_alongside_the_sub_interpreters(driver: Path) -> None:
+    # PythonMainScript: interpreter N is the main one, beside N sub-interpreters.
+    assert run(driver, "main-alongside").splitlines() == ["main interpreter alongside ok"]
+
+
+def test_fall_back_to_the_main_interpreter(driver: Path) -> None:
+    # A sub-interpreter refuses the script: those created so far are discarded.
+    assert run(driver, "fall-back").splitlines() == ["fell back to the main interpreter"]
+
+
+def test_a_failed_start_is_stopped_and_can_start_again(driver: Path) -> None:
+    assert run(driver, "prepare-error").splitlines() == ["failed start stopped, started again"]
+
+
+def test_a_thread_that_ignores_the_stop_leaves_the_runtime_running(driver: Path) -> None:
+    # Bounded: finalize() gives up at its deadline instead of hanging, exit 0.
+    assert run(driver, "abandon-running-thread").splitlines() == ["left running, bounded"]
+
+
+def test_64_threads_in_every_interpreter_are_reaped(driver: Path) -> None:
+    # As 64 of Orthanc's HTTP threads: half exit before the stop, half after it.
+    assert run(driver, "many-threads").splitlines() == ["64 threads x 4 interpreters reaped"]
+
+
+def test_stop_waits_for_an_sdk_call_in_progress(driver: Path) -> None:
+    # Orthanc's /tools/reset while a script thread is inside a call to Orthanc.
+    assert run(driver, "stop-during-sdk-call").splitlines() == ["stop waited for the SDK call"]
+
+
+def test_pybind11_class_after_a_reset(driver: Path) -> None:
+    # The runtime is finalized with Py_FinalizeEx and started again (/tools/reset);
+    # a pybind11 class then works on the thread that did it and on another.
+    assert run(driver, "reset-then-pybind11-class").splitlines() == [
+        f"pybind11 class with {count} interpreters ok" for count in (2, 1, 2)
+    ]
+
+
 @pytest.mark.parametrize(
     "arguments",
     [
