@@ -1,5 +1,5 @@
-// Callbacks about incoming instances and requests: OnStoredInstance,
-// ReceivedInstance, the C-STORE instance filter and the HTTP request filter.
+// Callbacks about incoming instances: OnStoredInstance, ReceivedInstance, the
+// C-STORE and DICOM instance filters.
 
 #include "callbacks.h"
 #include "orthanc_handwritten.h"
@@ -16,8 +16,6 @@ const family<OrthancPluginReceivedInstanceAction> g_received{
     "the ReceivedInstance callback", OrthancPluginReceivedInstanceAction_Discard};
 /// -1: an error, the C-STORE fails.
 const family<int32_t> g_cstore_filter{"the IncomingCStoreInstanceFilter callback", -1};
-/// 0: denied (fail closed).
-const family<int32_t> g_http_filter{"the IncomingHttpRequestFilter callback", 0};
 /// -1: an error, the instance is refused (fail closed).
 const family<int32_t> g_dicom_filter{"the IncomingDicomInstanceFilter callback", -1};
 
@@ -92,33 +90,6 @@ int32_t on_dicom_instance(const OrthancPluginDicomInstance* instance) {
                     "the IncomingDicomInstanceFilter callback must return "
                     "True or False, not " +
                     py::repr(answer).cast<std::string>());
-            if (answer.ptr() != Py_True) return int32_t{0};
-        }
-        return int32_t{1};
-    });
-}
-
-/// Every filter must answer True; anything else (False, not a bool, an
-/// exception) denies the request: fail closed.
-int32_t on_http_request(OrthancPluginHttpMethod method, const char* uri, const char* ip,
-                        uint32_t headers_count, const char* const* headers_keys,
-                        const char* const* headers_values, uint32_t get_count,
-                        const char* const* get_keys, const char* const* get_values) {
-    return dispatch(g_http_filter, [&](const callables& callbacks, size_t) {
-        py::str py_uri = decode_text(uri);
-        py::dict kwargs;
-        kwargs["method"] = static_cast<int>(method);
-        kwargs["ip"] = decode_text(ip);
-        kwargs["headers"] = string_map(headers_count, headers_keys, headers_values);
-        kwargs["get"] = string_map(get_count, get_keys, get_values);
-        for (const py::object& callback : callbacks) {
-            py::object answer = callback(py_uri, **kwargs);
-            if (!PyBool_Check(answer.ptr())) {
-                log_error("Python: the IncomingHttpRequestFilter callback returned " +
-                          py::repr(answer).cast<std::string>() +
-                          " instead of True or False: the request is denied");
-                return int32_t{0};
-            }
             if (answer.ptr() != Py_True) return int32_t{0};
         }
         return int32_t{1};
