@@ -136,6 +136,9 @@ class ImportGuard(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self.refused: dict[str, tuple[str, ImportError]] = {}
+        # Every extension module that refused this interpreter, in order: once the
+        # script has loaded, each of these was caught by someone (see load_script).
+        self.refusals: list[str] = []
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
@@ -162,6 +165,8 @@ class ImportGuard(importlib.abc.MetaPathFinder):
     def record(self, name: str, error: ImportError) -> None:
         top = _top_level(name)
         self.refused.setdefault(top, (name, error))
+        if name not in self.refusals:
+            self.refusals.append(name)
         package = sys.modules.get(top)
         spec = getattr(package, "__spec__", None)
         if getattr(package, "__file__", None) is None:
@@ -194,6 +199,35 @@ class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
 def install_import_guard() -> None:
     """In a sub-interpreter, before the script runs: see ImportGuard."""
     sys.meta_path.insert(0, ImportGuard())
+
+
+def import_guard() -> ImportGuard | None:
+    """This interpreter's ImportGuard; None in the main interpreter."""
+    return next((f for f in sys.meta_path if isinstance(f, ImportGuard)), None)
+
+
+def warn_of_swallowed_refusals(script: str) -> None:
+    """After `script` loaded in a sub-interpreter: one warning line naming the
+    extension modules that refused this interpreter while it loaded.
+
+    The script loaded, so each refusal was caught, by the script or by a package
+    with an optional back-end (requests without charset_normalizer's detection,
+    psycopg with its pure-Python driver, pydicom without its Pillow decoder): that
+    package runs degraded here, and without this line nothing would say so. One
+    line per sub-interpreter: what a script imports can differ between them, and
+    one interpreter cannot see another's imports.
+    """
+    guard = import_guard()
+    if guard is None or not guard.refusals:
+        return
+    orthanc.LogWarning(
+        loggable(
+            f"Python: sub-interpreter {orthanc.GetInterpreterIndex()} loaded {script} without "
+            f"these extension modules, which cannot load in a sub-interpreter: "
+            f"{', '.join(guard.refusals)} (an ImportError was caught, so the package that "
+            "wanted them runs without them there; see docs/what-loads-where.md)"
+        )
+    )
 
 
 # CPython's message when an isolated sub-interpreter refuses os.fork, os.exec*
@@ -283,6 +317,7 @@ def load_script(path: str) -> None:
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    warn_of_swallowed_refusals(path)
 
 
 def explain_load_failure(error: BaseException, interpreters: int) -> str:

@@ -145,7 +145,51 @@ def test_pydicom_with_numpy_and_pillow_installed_runs_in_sub_interpreters(
     assert server.get("/probe").text.split(" ", 1)[1] == "SubinterpreterImportError"
     status = server.get("/python/interpreters").json()
     assert status["MainInterpreter"] is False
-    assert "cannot load in a sub-interpreter" not in server.log()
+    log = server.log()
+    assert "runs in the main interpreter alone" not in log
+    # pydicom caught Pillow's refusal: each sub-interpreter says it runs without it.
+    degraded = [line for line in log.splitlines() if "without these extension modules" in line]
+    assert len(degraded) == 2, log
+    assert all("PIL._imaging" in line for line in degraded)
+
+
+# requests detects charsets with charset_normalizer when it can; in a sub-interpreter
+# charset_normalizer's compiled modules refuse to load, and requests runs without it.
+REQUESTS_ONLY = """
+import orthanc
+import requests
+
+def Charset(output, uri, **request):
+    detector = requests.compat.chardet
+    output.AnswerBuffer('%d %s' % (orthanc.GetInterpreterIndex(),
+                                   detector.__name__ if detector else 'none'), 'text/plain')
+
+orthanc.RegisterRestCallback('/charset', Charset)
+"""
+
+
+def test_extension_module_a_package_did_without_is_named_at_start_up(
+    orthanc: StartOrthanc,
+) -> None:
+    server = orthanc(REQUESTS_ONLY, interpreters=2)
+    assert set(served_by(server, "/charset")) == {"0", "1"}
+    assert server.get("/charset").text.split(" ", 1)[1] == "none"
+    log = server.log()
+    assert "runs in the main interpreter alone" not in log
+    lines = [line for line in log.splitlines() if "without these extension modules" in line]
+    assert len(lines) == 2, log
+    for index, line in enumerate(lines):
+        assert f"sub-interpreter {index} loaded " in line
+        assert "plugin_script.py" in line
+        assert "which cannot load in a sub-interpreter: charset_normalizer." in line
+
+
+def test_main_interpreter_loads_what_a_package_does_without_in_sub_interpreters(
+    orthanc: StartOrthanc,
+) -> None:
+    server = orthanc(REQUESTS_ONLY, interpreters=1)
+    assert server.get("/charset").text == "0 charset_normalizer"
+    assert "without these extension modules" not in server.log()
 
 
 # numpy's and Pillow's extension modules refuse sub-interpreters.
