@@ -192,6 +192,9 @@ class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
             return super().create_module(spec)
         except ImportError as error:
             if _REFUSAL.search(str(error)):
+                # CPython's message names the module as its C code does (lz4's
+                # "_version", zstandard's "backend_c"): `name` says what was imported.
+                error.name = spec.name
                 self._guard.record(spec.name, error)
             raise
 
@@ -254,7 +257,7 @@ def subinterpreter_refusal(error: BaseException) -> str | None:
             module = _top_level(current.name or "") or str(current)
         elif isinstance(current, ImportError):
             match = _REFUSAL.search(str(current))
-            module = _top_level(match.group(1)) if match else None
+            module = _top_level(current.name or match.group(1)) if match else None
         elif isinstance(current, RuntimeError):
             match = _PROCESS_REFUSAL.search(str(current))
             if match:
@@ -329,7 +332,7 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
         if isinstance(current, ImportError) and "subinterpreters" in str(current):
             # "module numpy.core._multiarray_umath does not support loading in subinterpreters"
             match = re.search(r"module (\S+) does not support", str(current))
-            module = match.group(1) if match else (current.name or str(current))
+            module = current.name or (match.group(1) if match else str(current))
             return (
                 f"the module {module} cannot be loaded in a sub-interpreter "
                 f'(PythonInterpreters is {interpreters}): set "PythonInterpreters": 1 '

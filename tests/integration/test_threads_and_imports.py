@@ -4,6 +4,7 @@ sub-interpreter (src/interpreter_pool.cpp, src/plugin.cpp, src/bootstrap.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import time
@@ -233,6 +234,31 @@ def test_script_importing_numpy_or_pillow_falls_back_to_the_main_interpreter(
     assert len(warnings) == 1, server.log()
     assert f"imports {module}," in warnings[0]
     assert "PythonMainScript" in warnings[0]
+
+
+def single_phase_package(folder: Path, init: str) -> Path:
+    """A package `speedups` in `folder` holding a copy of CPython's single-phase test
+    module, whose C code names itself "_testsinglephase" (as lz4's names itself
+    "_version"), with `init` as its __init__.py; returns `folder`."""
+    import _testsinglephase
+
+    package = folder / "speedups"
+    package.mkdir(parents=True)
+    shutil.copy(_testsinglephase.__file__, package / Path(_testsinglephase.__file__).name)
+    (package / "__init__.py").write_text(init)
+    return folder
+
+
+def test_fall_back_warning_names_the_package_the_script_imported(
+    orthanc: StartOrthanc, tmp_path: Path
+) -> None:
+    folder = single_phase_package(tmp_path / "packages", "from . import _testsinglephase\n")
+    script = f"import sys\nsys.path.insert(0, {str(folder)!r})\nimport orthanc\nimport speedups\n"
+    server = orthanc(script, interpreters=2)
+    warnings = [line for line in server.log().splitlines() if "cannot load in a sub-" in line]
+    assert len(warnings) == 1, server.log()
+    assert "imports speedups, which cannot load in a sub-interpreter" in warnings[0]
+    assert server.get("/python/interpreters").json()["MainInterpreter"] is True
 
 
 # The Orthanc Book's multiprocessing sample, with the fork start method (3.13's
