@@ -121,17 +121,20 @@ def _top_level(name: str) -> str:
 
 class ImportGuard(importlib.abc.MetaPathFinder):
     """Makes a package look absent in a sub-interpreter once one of its extension
-    modules refused to load there, as it would be if it were not installed.
+    modules refused to load there and the package could not do without it, as it
+    would be if it were not installed.
 
     Libraries detect optional back-ends by importing them (pydicom: `import PIL`,
     then `from PIL import features`). Pillow's package imports (its __init__ is
     pure Python) but PIL.Image does not; the half-loaded package then passes a
-    version check and pydicom dies with NameError. So when an extension module of
-    an already loaded package refuses this interpreter, the package and its
-    submodules leave sys.modules; from then on, importing the package, or a
-    package whose own import failed that way (numpy), raises
+    version check and pydicom dies with NameError. So when a refusal escapes the
+    package (the outermost of its modules that was being executed raises), the
+    package and its submodules leave sys.modules; from then on, importing the
+    package, or a package whose own import failed that way (numpy), raises
     SubinterpreterImportError (a ModuleNotFoundError), quickly and with the cause.
-    A package that catches the refusal itself (an optional speed-up) keeps working.
+    A package that catches the refusal itself (an optional speed-up, in its
+    __init__ or in a submodule imported later, as propcache's for aiohttp) keeps
+    working.
     """
 
     def __init__(self) -> None:
@@ -139,6 +142,11 @@ class ImportGuard(importlib.abc.MetaPathFinder):
         # Every extension module that refused this interpreter, in order: once the
         # script has loaded, each of these was caught by someone (see load_script).
         self.refusals: list[str] = []
+        # The source modules each thread is executing, outermost first.
+        self._executing = threading.local()
+        # A module being executed -> the package whose refusal it holds: decided
+        # when that module's execution ends.
+        self._pending: dict[str, str] = {}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
@@ -160,24 +168,63 @@ class ImportGuard(importlib.abc.MetaPathFinder):
                 break
         if spec is not None and type(spec.loader) is importlib.machinery.ExtensionFileLoader:
             spec.loader = _GuardedExtensionLoader(spec.loader.name, spec.loader.path, self)
+        elif spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _TrackedSourceLoader(spec.loader.name, spec.loader.path, self)
         return spec
+
+    def executing(self) -> list[str]:
+        """The names of the source modules this thread is executing, outermost first."""
+        stack: list[str] | None = getattr(self._executing, "stack", None)
+        if stack is None:
+            stack = self._executing.stack = []
+        return stack
 
     def record(self, name: str, error: ImportError) -> None:
         top = _top_level(name)
         self.refused.setdefault(top, (name, error))
         if name not in self.refusals:
             self.refusals.append(name)
-        package = sys.modules.get(top)
-        spec = getattr(package, "__spec__", None)
-        if getattr(package, "__file__", None) is None:
+        if getattr(sys.modules.get(top), "__file__", None) is None:
             # Not loaded, or a namespace package (google): its portions are
             # separate distributions, and one refusal says nothing of the others.
             return
-        if not getattr(spec, "_initializing", False):
-            # Loaded, but not usable here (Pillow): make it absent. A package still
-            # initializing either catches the refusal or fails and is dropped.
-            for loaded in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
-                sys.modules.pop(loaded, None)
+        importer = next((n for n in self.executing() if _top_level(n) == top), None)
+        if importer is None:
+            # Imported from outside the loaded package: it is half loaded now.
+            self._make_absent(top)
+        else:
+            self._pending.setdefault(importer, top)
+
+    def executed(self, name: str, failed: bool) -> None:
+        """`name`'s execution ended: a refusal that escaped it escaped its package."""
+        top = self._pending.pop(name, None)
+        if top is not None and failed:
+            self._make_absent(top)
+
+    @staticmethod
+    def _make_absent(top: str) -> None:
+        for loaded in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            sys.modules.pop(loaded, None)
+
+
+class _TrackedSourceLoader(importlib.machinery.SourceFileLoader):
+    """A SourceFileLoader that tells the guard when it executes a module, so that the
+    guard knows which module of a package an extension module was imported by."""
+
+    def __init__(self, name: str, path: str, guard: ImportGuard) -> None:
+        super().__init__(name, path)
+        self._guard = guard
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        executing = self._guard.executing()
+        executing.append(self.name)
+        failed = True
+        try:
+            super().exec_module(module)
+            failed = False
+        finally:
+            executing.pop()
+            self._guard.executed(self.name, failed)
 
 
 class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):

@@ -236,29 +236,72 @@ def test_script_importing_numpy_or_pillow_falls_back_to_the_main_interpreter(
     assert "PythonMainScript" in warnings[0]
 
 
-def single_phase_package(folder: Path, init: str) -> Path:
+def single_phase_package(folder: Path, files: dict[str, str]) -> Path:
     """A package `speedups` in `folder` holding a copy of CPython's single-phase test
     module, whose C code names itself "_testsinglephase" (as lz4's names itself
-    "_version"), with `init` as its __init__.py; returns `folder`."""
+    "_version"), and `files` (name: source); returns `folder`."""
     import _testsinglephase
 
     package = folder / "speedups"
     package.mkdir(parents=True)
     shutil.copy(_testsinglephase.__file__, package / Path(_testsinglephase.__file__).name)
-    (package / "__init__.py").write_text(init)
+    for name, source in files.items():
+        (package / name).write_text(source)
     return folder
 
 
 def test_fall_back_warning_names_the_package_the_script_imported(
     orthanc: StartOrthanc, tmp_path: Path
 ) -> None:
-    folder = single_phase_package(tmp_path / "packages", "from . import _testsinglephase\n")
+    folder = single_phase_package(
+        tmp_path / "packages", {"__init__.py": "from . import _testsinglephase\n"}
+    )
     script = f"import sys\nsys.path.insert(0, {str(folder)!r})\nimport orthanc\nimport speedups\n"
     server = orthanc(script, interpreters=2)
     warnings = [line for line in server.log().splitlines() if "cannot load in a sub-" in line]
     assert len(warnings) == 1, server.log()
     assert "imports speedups, which cannot load in a sub-interpreter" in warnings[0]
     assert server.get("/python/interpreters").json()["MainInterpreter"] is True
+
+
+# A submodule imported after its package falls back to pure Python when its
+# extension module refuses, as propcache's does (aiohttp imports it that way).
+SUBMODULE_FALLS_BACK = {
+    "__init__.py": "",
+    "api.py": (
+        "try:\n    from . import _testsinglephase as _fast\nexcept ImportError:\n"
+        "    _fast = None\nMODE = 'pure' if _fast is None else 'fast'\n"
+    ),
+    "extra.py": "VALUE = 'extra'\n",
+}
+
+
+def test_package_whose_submodule_catches_a_refusal_stays_usable(
+    orthanc: StartOrthanc, tmp_path: Path
+) -> None:
+    folder = single_phase_package(tmp_path / "packages", SUBMODULE_FALLS_BACK)
+    script = f"""
+import sys
+sys.path.insert(0, {str(folder)!r})
+import orthanc
+import speedups
+from speedups import api
+import speedups.extra
+
+def Mode(output, uri, **request):
+    output.AnswerBuffer('%d %s %s' % (orthanc.GetInterpreterIndex(), api.MODE,
+                                      speedups.extra.VALUE), 'text/plain')
+
+orthanc.RegisterRestCallback('/mode', Mode)
+"""
+    server = orthanc(script, interpreters=2)
+    assert set(served_by(server, "/mode")) == {"0", "1"}
+    assert server.get("/mode").text.split(" ", 1)[1] == "pure extra"
+    log = server.log()
+    assert "runs in the main interpreter alone" not in log
+    lines = [line for line in log.splitlines() if "without these extension modules" in line]
+    assert len(lines) == 2, log
+    assert all("sub-interpreter: speedups._testsinglephase (" in line for line in lines)
 
 
 # The Orthanc Book's multiprocessing sample, with the fork start method (3.13's
