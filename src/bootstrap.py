@@ -142,6 +142,9 @@ class ImportGuard(importlib.abc.MetaPathFinder):
         # Every extension module that refused this interpreter, in order: once the
         # script has loaded, each of these was caught by someone (see load_script).
         self.refusals: list[str] = []
+        # Extension modules that refused, run from the Python source they were
+        # compiled from instead (see _GuardedExtensionLoader).
+        self.from_source: list[str] = []
         # The source modules each thread is executing, outermost first.
         self._executing = threading.local()
         # A module being executed -> the package whose refusal it holds: decided
@@ -167,7 +170,9 @@ class ImportGuard(importlib.abc.MetaPathFinder):
             if spec is not None:
                 break
         if spec is not None and type(spec.loader) is importlib.machinery.ExtensionFileLoader:
-            spec.loader = _GuardedExtensionLoader(spec.loader.name, spec.loader.path, self)
+            spec.loader = _GuardedExtensionLoader(
+                spec.loader.name, spec.loader.path, self, _python_source(spec.loader.path)
+            )
         elif spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
             spec.loader = _TrackedSourceLoader(spec.loader.name, spec.loader.path, self)
         return spec
@@ -227,23 +232,56 @@ class _TrackedSourceLoader(importlib.machinery.SourceFileLoader):
             self._guard.executed(self.name, failed)
 
 
-class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
-    """An ExtensionFileLoader that reports a refusal of this sub-interpreter."""
+def _python_source(extension: str) -> str | None:
+    """The .py file next to `extension` with its module name, if there is one."""
+    import os
 
-    def __init__(self, name: str, path: str, guard: ImportGuard) -> None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if extension.endswith(suffix):
+            source = extension[: -len(suffix)] + ".py"
+            return source if os.path.isfile(source) else None
+    return None
+
+
+class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
+    """An ExtensionFileLoader that reports a refusal of this sub-interpreter.
+
+    An extension module compiled from the Python module shipped next to it
+    (mypyc: charset_normalizer.md; Cython's pure-Python mode: SQLAlchemy's
+    `_cy` modules, lxml.builder) runs from that source instead when it refuses:
+    the same code, slower, as where no compiled wheel exists.
+    """
+
+    def __init__(self, name: str, path: str, guard: ImportGuard, source: str | None) -> None:
         super().__init__(name, path)
         self._guard = guard
+        self._source = source
+        self._source_loader: importlib.machinery.SourceFileLoader | None = None
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         try:
             return super().create_module(spec)
         except ImportError as error:
-            if _REFUSAL.search(str(error)):
-                # CPython's message names the module as its C code does (lz4's
-                # "_version", zstandard's "backend_c"): `name` says what was imported.
-                error.name = spec.name
-                self._guard.record(spec.name, error)
+            if not _REFUSAL.search(str(error)):
+                raise
+            if self._source is not None:
+                self._source_loader = importlib.machinery.SourceFileLoader(spec.name, self._source)
+                if spec.name not in self._guard.from_source:
+                    self._guard.from_source.append(spec.name)
+                return None  # a plain module, filled by exec_module
+            # CPython's message names the module as its C code does (lz4's
+            # "_version", zstandard's "backend_c"): `name` says what was imported.
+            error.name = spec.name
+            self._guard.record(spec.name, error)
             raise
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if self._source_loader is None:
+            super().exec_module(module)
+            return
+        module.__file__ = self._source_loader.path
+        module.__loader__ = self._source_loader
+        self._source_loader.exec_module(module)
 
 
 def install_import_guard() -> None:
@@ -261,21 +299,31 @@ def warn_of_swallowed_refusals(script: str) -> None:
     extension modules that refused this interpreter while it loaded.
 
     The script loaded, so each refusal was caught, by the script or by a package
-    with an optional back-end (requests without charset_normalizer's detection,
-    psycopg with its pure-Python driver, pydicom without its Pillow decoder): that
-    package runs degraded here, and without this line nothing would say so. One
-    line per sub-interpreter: what a script imports can differ between them, and
-    one interpreter cannot see another's imports.
+    with an optional back-end (psycopg with its pure-Python driver, pydicom without
+    its Pillow decoder): that package runs degraded here, and without this line
+    nothing would say so. Modules run from their Python source instead are named
+    too: they are slower. One line per sub-interpreter: what a script imports can
+    differ between them, and one interpreter cannot see another's imports.
     """
     guard = import_guard()
-    if guard is None or not guard.refusals:
+    if guard is None or not (guard.refusals or guard.from_source):
         return
+    parts = []
+    if guard.refusals:
+        parts.append(
+            f"without these extension modules, which cannot load in a sub-interpreter: "
+            f"{', '.join(guard.refusals)} (an ImportError was caught, so the package that "
+            "wanted them runs without them there)"
+        )
+    if guard.from_source:
+        parts.append(
+            "with these extension modules run from their Python source instead, slower, as "
+            f"they cannot load in a sub-interpreter: {', '.join(guard.from_source)}"
+        )
     orthanc.LogWarning(
         loggable(
-            f"Python: sub-interpreter {orthanc.GetInterpreterIndex()} loaded {script} without "
-            f"these extension modules, which cannot load in a sub-interpreter: "
-            f"{', '.join(guard.refusals)} (an ImportError was caught, so the package that "
-            "wanted them runs without them there; see docs/what-loads-where.md)"
+            f"Python: sub-interpreter {orthanc.GetInterpreterIndex()} loaded {script} "
+            f"{'; and '.join(parts)}; see docs/what-loads-where.md"
         )
     )
 
