@@ -189,16 +189,19 @@ class ImportGuard(importlib.abc.MetaPathFinder):
         self.refused.setdefault(top, (name, error))
         if name not in self.refusals:
             self.refusals.append(name)
-        if getattr(sys.modules.get(top), "__file__", None) is None:
+        package = sys.modules.get(top)
+        if getattr(package, "__file__", None) is None:
             # Not loaded, or a namespace package (google): its portions are
             # separate distributions, and one refusal says nothing of the others.
             return
         importer = next((n for n in self.executing() if _top_level(n) == top), None)
-        if importer is None:
-            # Imported from outside the loaded package: it is half loaded now.
-            self._make_absent(top)
-        else:
+        if importer is not None:
+            # Decided when that module (the package's outermost being executed) ends.
             self._pending.setdefault(importer, top)
+        elif not getattr(getattr(package, "__spec__", None), "_initializing", False):
+            # Imported from outside the loaded package: it is half loaded now. (One
+            # still initializing, by a loader not tracked, catches it or is dropped.)
+            self._make_absent(top)
 
     def executed(self, name: str, failed: bool) -> None:
         """`name`'s execution ended: a refusal that escaped it escaped its package."""
@@ -258,7 +261,10 @@ class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
         self._source = source
         self._source_loader: importlib.machinery.SourceFileLoader | None = None
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+    # None (importlib then makes a plain module) is allowed by the loader protocol.
+    def create_module(  # type: ignore[override]
+        self, spec: importlib.machinery.ModuleSpec
+    ) -> types.ModuleType | None:
         try:
             return super().create_module(spec)
         except ImportError as error:
