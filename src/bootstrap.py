@@ -121,21 +121,35 @@ def _top_level(name: str) -> str:
 
 class ImportGuard(importlib.abc.MetaPathFinder):
     """Makes a package look absent in a sub-interpreter once one of its extension
-    modules refused to load there, as it would be if it were not installed.
+    modules refused to load there and the package could not do without it, as it
+    would be if it were not installed.
 
     Libraries detect optional back-ends by importing them (pydicom: `import PIL`,
     then `from PIL import features`). Pillow's package imports (its __init__ is
     pure Python) but PIL.Image does not; the half-loaded package then passes a
-    version check and pydicom dies with NameError. So when an extension module of
-    an already loaded package refuses this interpreter, the package and its
-    submodules leave sys.modules; from then on, importing the package, or a
-    package whose own import failed that way (numpy), raises
+    version check and pydicom dies with NameError. So when a refusal escapes the
+    package (the outermost of its modules that was being executed raises), the
+    package and its submodules leave sys.modules; from then on, importing the
+    package, or a package whose own import failed that way (numpy), raises
     SubinterpreterImportError (a ModuleNotFoundError), quickly and with the cause.
-    A package that catches the refusal itself (an optional speed-up) keeps working.
+    A package that catches the refusal itself (an optional speed-up, in its
+    __init__ or in a submodule imported later, as propcache's for aiohttp) keeps
+    working.
     """
 
     def __init__(self) -> None:
         self.refused: dict[str, tuple[str, ImportError]] = {}
+        # Every extension module that refused this interpreter, in order: once the
+        # script has loaded, each of these was caught by someone (see load_script).
+        self.refusals: list[str] = []
+        # Extension modules that refused, run from the Python source they were
+        # compiled from instead (see _GuardedExtensionLoader).
+        self.from_source: list[str] = []
+        # The source modules each thread is executing, outermost first.
+        self._executing = threading.local()
+        # A module being executed -> the package whose refusal it holds: decided
+        # when that module's execution ends.
+        self._pending: dict[str, str] = {}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
@@ -156,44 +170,168 @@ class ImportGuard(importlib.abc.MetaPathFinder):
             if spec is not None:
                 break
         if spec is not None and type(spec.loader) is importlib.machinery.ExtensionFileLoader:
-            spec.loader = _GuardedExtensionLoader(spec.loader.name, spec.loader.path, self)
+            spec.loader = _GuardedExtensionLoader(
+                spec.loader.name, spec.loader.path, self, _python_source(spec.loader.path)
+            )
+        elif spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _TrackedSourceLoader(spec.loader.name, spec.loader.path, self)
         return spec
+
+    def executing(self) -> list[str]:
+        """The names of the source modules this thread is executing, outermost first."""
+        stack: list[str] | None = getattr(self._executing, "stack", None)
+        if stack is None:
+            stack = self._executing.stack = []
+        return stack
 
     def record(self, name: str, error: ImportError) -> None:
         top = _top_level(name)
         self.refused.setdefault(top, (name, error))
+        if name not in self.refusals:
+            self.refusals.append(name)
         package = sys.modules.get(top)
-        spec = getattr(package, "__spec__", None)
         if getattr(package, "__file__", None) is None:
             # Not loaded, or a namespace package (google): its portions are
             # separate distributions, and one refusal says nothing of the others.
             return
-        if not getattr(spec, "_initializing", False):
-            # Loaded, but not usable here (Pillow): make it absent. A package still
-            # initializing either catches the refusal or fails and is dropped.
-            for loaded in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
-                sys.modules.pop(loaded, None)
+        importer = next((n for n in self.executing() if _top_level(n) == top), None)
+        if importer is not None:
+            # Decided when that module (the package's outermost being executed) ends.
+            self._pending.setdefault(importer, top)
+        elif not getattr(getattr(package, "__spec__", None), "_initializing", False):
+            # Imported from outside the loaded package: it is half loaded now. (One
+            # still initializing, by a loader not tracked, catches it or is dropped.)
+            self._make_absent(top)
+
+    def executed(self, name: str, failed: bool) -> None:
+        """`name`'s execution ended: a refusal that escaped it escaped its package."""
+        top = self._pending.pop(name, None)
+        if top is not None and failed:
+            self._make_absent(top)
+
+    @staticmethod
+    def _make_absent(top: str) -> None:
+        for loaded in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            sys.modules.pop(loaded, None)
 
 
-class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
-    """An ExtensionFileLoader that reports a refusal of this sub-interpreter."""
+class _TrackedSourceLoader(importlib.machinery.SourceFileLoader):
+    """A SourceFileLoader that tells the guard when it executes a module, so that the
+    guard knows which module of a package an extension module was imported by."""
 
     def __init__(self, name: str, path: str, guard: ImportGuard) -> None:
         super().__init__(name, path)
         self._guard = guard
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+    def exec_module(self, module: types.ModuleType) -> None:
+        executing = self._guard.executing()
+        executing.append(self.name)
+        failed = True
+        try:
+            super().exec_module(module)
+            failed = False
+        finally:
+            executing.pop()
+            self._guard.executed(self.name, failed)
+
+
+def _python_source(extension: str) -> str | None:
+    """The .py file next to `extension` with its module name, if there is one."""
+    import os
+
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if extension.endswith(suffix):
+            source = extension[: -len(suffix)] + ".py"
+            return source if os.path.isfile(source) else None
+    return None
+
+
+class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
+    """An ExtensionFileLoader that reports a refusal of this sub-interpreter.
+
+    An extension module compiled from the Python module shipped next to it
+    (mypyc: charset_normalizer.md; Cython's pure-Python mode: SQLAlchemy's
+    `_cy` modules, lxml.builder) runs from that source instead when it refuses:
+    the same code, slower, as where no compiled wheel exists.
+    """
+
+    def __init__(self, name: str, path: str, guard: ImportGuard, source: str | None) -> None:
+        super().__init__(name, path)
+        self._guard = guard
+        self._source = source
+        self._source_loader: importlib.machinery.SourceFileLoader | None = None
+
+    # None (importlib then makes a plain module) is allowed by the loader protocol.
+    def create_module(  # type: ignore[override]
+        self, spec: importlib.machinery.ModuleSpec
+    ) -> types.ModuleType | None:
         try:
             return super().create_module(spec)
         except ImportError as error:
-            if _REFUSAL.search(str(error)):
-                self._guard.record(spec.name, error)
+            if not _REFUSAL.search(str(error)):
+                raise
+            if self._source is not None:
+                self._source_loader = importlib.machinery.SourceFileLoader(spec.name, self._source)
+                if spec.name not in self._guard.from_source:
+                    self._guard.from_source.append(spec.name)
+                return None  # a plain module, filled by exec_module
+            # CPython's message names the module as its C code does (lz4's
+            # "_version", zstandard's "backend_c"): `name` says what was imported.
+            error.name = spec.name
+            self._guard.record(spec.name, error)
             raise
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if self._source_loader is None:
+            super().exec_module(module)
+            return
+        module.__file__ = self._source_loader.path
+        module.__loader__ = self._source_loader
+        self._source_loader.exec_module(module)
 
 
 def install_import_guard() -> None:
     """In a sub-interpreter, before the script runs: see ImportGuard."""
     sys.meta_path.insert(0, ImportGuard())
+
+
+def import_guard() -> ImportGuard | None:
+    """This interpreter's ImportGuard; None in the main interpreter."""
+    return next((f for f in sys.meta_path if isinstance(f, ImportGuard)), None)
+
+
+def warn_of_swallowed_refusals(script: str) -> None:
+    """After `script` loaded in a sub-interpreter: one warning line naming the
+    extension modules that refused this interpreter while it loaded.
+
+    The script loaded, so each refusal was caught, by the script or by a package
+    with an optional back-end (psycopg with its pure-Python driver, pydicom without
+    its Pillow decoder): that package runs degraded here, and without this line
+    nothing would say so. Modules run from their Python source instead are named
+    too: they are slower. One line per sub-interpreter: what a script imports can
+    differ between them, and one interpreter cannot see another's imports.
+    """
+    guard = import_guard()
+    if guard is None or not (guard.refusals or guard.from_source):
+        return
+    parts = []
+    if guard.refusals:
+        parts.append(
+            f"without these extension modules, which cannot load in a sub-interpreter: "
+            f"{', '.join(guard.refusals)} (an ImportError was caught, so the package that "
+            "wanted them runs without them there)"
+        )
+    if guard.from_source:
+        parts.append(
+            "with these extension modules run from their Python source instead, slower, as "
+            f"they cannot load in a sub-interpreter: {', '.join(guard.from_source)}"
+        )
+    orthanc.LogWarning(
+        loggable(
+            f"Python: sub-interpreter {orthanc.GetInterpreterIndex()} loaded {script} "
+            f"{'; and '.join(parts)}; see docs/what-loads-where.md"
+        )
+    )
 
 
 # CPython's message when an isolated sub-interpreter refuses os.fork, os.exec*
@@ -220,7 +358,7 @@ def subinterpreter_refusal(error: BaseException) -> str | None:
             module = _top_level(current.name or "") or str(current)
         elif isinstance(current, ImportError):
             match = _REFUSAL.search(str(current))
-            module = _top_level(match.group(1)) if match else None
+            module = _top_level(current.name or match.group(1)) if match else None
         elif isinstance(current, RuntimeError):
             match = _PROCESS_REFUSAL.search(str(current))
             if match:
@@ -283,6 +421,7 @@ def load_script(path: str) -> None:
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    warn_of_swallowed_refusals(path)
 
 
 def explain_load_failure(error: BaseException, interpreters: int) -> str:
@@ -294,7 +433,7 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
         if isinstance(current, ImportError) and "subinterpreters" in str(current):
             # "module numpy.core._multiarray_umath does not support loading in subinterpreters"
             match = re.search(r"module (\S+) does not support", str(current))
-            module = match.group(1) if match else (current.name or str(current))
+            module = current.name or (match.group(1) if match else str(current))
             return (
                 f"the module {module} cannot be loaded in a sub-interpreter "
                 f'(PythonInterpreters is {interpreters}): set "PythonInterpreters": 1 '

@@ -4,6 +4,7 @@ sub-interpreter (src/interpreter_pool.cpp, src/plugin.cpp, src/bootstrap.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import time
@@ -145,6 +146,52 @@ def test_pydicom_with_numpy_and_pillow_installed_runs_in_sub_interpreters(
     assert server.get("/probe").text.split(" ", 1)[1] == "SubinterpreterImportError"
     status = server.get("/python/interpreters").json()
     assert status["MainInterpreter"] is False
+    log = server.log()
+    assert "runs in the main interpreter alone" not in log
+    # pydicom caught Pillow's refusal: each sub-interpreter says it runs without it.
+    degraded = [line for line in log.splitlines() if "without these extension modules" in line]
+    assert len(degraded) == 2, log
+    assert all("PIL._imaging" in line for line in degraded)
+
+
+# requests detects charsets with charset_normalizer when it can. charset_normalizer's
+# compiled modules (mypyc) refuse sub-interpreters; they are compiled from the .py
+# files next to them, which run instead.
+REQUESTS_ONLY = """
+import orthanc
+import requests
+
+def Charset(output, uri, **request):
+    detector = requests.compat.chardet
+    output.AnswerBuffer('%d %s' % (orthanc.GetInterpreterIndex(),
+                                   detector.__name__ if detector else 'none'), 'text/plain')
+
+orthanc.RegisterRestCallback('/charset', Charset)
+"""
+
+
+def test_extension_module_run_from_its_python_source_is_named_at_start_up(
+    orthanc: StartOrthanc,
+) -> None:
+    server = orthanc(REQUESTS_ONLY, interpreters=2)
+    assert set(served_by(server, "/charset")) == {"0", "1"}
+    assert server.get("/charset").text.split(" ", 1)[1] == "charset_normalizer"
+    log = server.log()
+    assert "runs in the main interpreter alone" not in log
+    lines = [line for line in log.splitlines() if "run from their Python source" in line]
+    assert len(lines) == 2, log
+    for index, line in enumerate(lines):
+        assert f"sub-interpreter {index} loaded " in line
+        assert "plugin_script.py" in line
+        assert "cannot load in a sub-interpreter: charset_normalizer." in line
+        assert "without these extension modules" not in line
+
+
+def test_main_interpreter_loads_what_a_package_does_without_in_sub_interpreters(
+    orthanc: StartOrthanc,
+) -> None:
+    server = orthanc(REQUESTS_ONLY, interpreters=1)
+    assert server.get("/charset").text == "0 charset_normalizer"
     assert "cannot load in a sub-interpreter" not in server.log()
 
 
@@ -189,6 +236,74 @@ def test_script_importing_numpy_or_pillow_falls_back_to_the_main_interpreter(
     assert len(warnings) == 1, server.log()
     assert f"imports {module}," in warnings[0]
     assert "PythonMainScript" in warnings[0]
+
+
+def single_phase_package(folder: Path, files: dict[str, str]) -> Path:
+    """A package `speedups` in `folder` holding a copy of CPython's single-phase test
+    module, whose C code names itself "_testsinglephase" (as lz4's names itself
+    "_version"), and `files` (name: source); returns `folder`."""
+    import _testsinglephase
+
+    package = folder / "speedups"
+    package.mkdir(parents=True)
+    shutil.copy(_testsinglephase.__file__, package / Path(_testsinglephase.__file__).name)
+    for name, source in files.items():
+        (package / name).write_text(source)
+    return folder
+
+
+def test_fall_back_warning_names_the_package_the_script_imported(
+    orthanc: StartOrthanc, tmp_path: Path
+) -> None:
+    folder = single_phase_package(
+        tmp_path / "packages", {"__init__.py": "from . import _testsinglephase\n"}
+    )
+    script = f"import sys\nsys.path.insert(0, {str(folder)!r})\nimport orthanc\nimport speedups\n"
+    server = orthanc(script, interpreters=2)
+    warnings = [line for line in server.log().splitlines() if "cannot load in a sub-" in line]
+    assert len(warnings) == 1, server.log()
+    assert "imports speedups, which cannot load in a sub-interpreter" in warnings[0]
+    assert server.get("/python/interpreters").json()["MainInterpreter"] is True
+
+
+# A submodule imported after its package falls back to pure Python when its
+# extension module refuses, as propcache's does (aiohttp imports it that way).
+SUBMODULE_FALLS_BACK = {
+    "__init__.py": "",
+    "api.py": (
+        "try:\n    from . import _testsinglephase as _fast\nexcept ImportError:\n"
+        "    _fast = None\nMODE = 'pure' if _fast is None else 'fast'\n"
+    ),
+    "extra.py": "VALUE = 'extra'\n",
+}
+
+
+def test_package_whose_submodule_catches_a_refusal_stays_usable(
+    orthanc: StartOrthanc, tmp_path: Path
+) -> None:
+    folder = single_phase_package(tmp_path / "packages", SUBMODULE_FALLS_BACK)
+    script = f"""
+import sys
+sys.path.insert(0, {str(folder)!r})
+import orthanc
+import speedups
+from speedups import api
+import speedups.extra
+
+def Mode(output, uri, **request):
+    output.AnswerBuffer('%d %s %s' % (orthanc.GetInterpreterIndex(), api.MODE,
+                                      speedups.extra.VALUE), 'text/plain')
+
+orthanc.RegisterRestCallback('/mode', Mode)
+"""
+    server = orthanc(script, interpreters=2)
+    assert set(served_by(server, "/mode")) == {"0", "1"}
+    assert server.get("/mode").text.split(" ", 1)[1] == "pure extra"
+    log = server.log()
+    assert "runs in the main interpreter alone" not in log
+    lines = [line for line in log.splitlines() if "without these extension modules" in line]
+    assert len(lines) == 2, log
+    assert all("sub-interpreter: speedups._testsinglephase (" in line for line in lines)
 
 
 # The Orthanc Book's multiprocessing sample, with the fork start method (3.13's
