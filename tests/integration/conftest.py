@@ -14,6 +14,14 @@ from .orthanc_server import OrthancServer, make_server
 StartOrthanc = Callable[..., OrthancServer]
 
 
+@pytest.fixture(params=[1, 2], ids=str)
+def interpreters(request: pytest.FixtureRequest) -> int:
+    """The interpreter count of a test that runs twice: 1 (the main interpreter, as the
+    existing plugin runs scripts) and 2 (two sub-interpreters). A test that needs other
+    counts parametrizes `interpreters` itself, which replaces this fixture."""
+    return int(request.param)
+
+
 @pytest.fixture
 def orthanc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartOrthanc]:
     """start(script, interpreters=1, extra=None, wait=True, start=True, verbose=True)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from .conftest import StartOrthanc
 from .helpers import SCP_CONFIG, findscu, installed_sdk, move_study, wait_for_log
 
@@ -66,7 +64,6 @@ orthanc.RegisterMoveCallback3(Create, Size, Apply, Free)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_scp_callbacks_with_the_dicom_connection(orthanc: StartOrthanc, interpreters: int) -> None:
     if not HAS_CONNECTION:
         server = orthanc(

@@ -254,7 +254,6 @@ def anonymous_rss(server: OrthancServer) -> int:
     return int(info.rss - info.shared)
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_memory_stays_flat_under_trivial_requests_and_large_posts(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -309,7 +308,6 @@ orthanc.RegisterOnChangeCallback(Started)
 )
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_tools_reset_brings_the_plugin_back(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(RESET, interpreters=interpreters)
     assert server.get("/hello").status_code == 200

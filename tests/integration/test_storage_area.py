@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pydicom
-import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage  # type: ignore[attr-defined]
 
@@ -162,7 +161,6 @@ orthanc.RegisterMoveCallback2(Create, Size, Apply, Free)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_move_driver_steps_run_in_the_interpreter_that_created_it(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -220,7 +218,6 @@ orthanc.RegisterStorageArea(Create, Read, Remove, ReadRange)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_read_range_and_exceptions_in_read_and_remove(
     orthanc: StartOrthanc, tmp_path: Path, interpreters: int
 ) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from .conftest import StartOrthanc
 
 COMMITMENT = """
@@ -28,7 +26,6 @@ orthanc.RegisterStorageCommitmentScpCallback(Factory, Lookup)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_storage_commitment_answers_come_from_python(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:

@@ -257,7 +257,6 @@ orthanc.RegisterOnChangeCallback(OnChange)
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_spawn_and_forkserver_pools_run_workers_from_their_own_module(
     orthanc: StartOrthanc, method: str, interpreters: int
 ) -> None:
