@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from orthanc_python_multi.process import free_ports
+from tests.support.process import free_ports
 
 COMMAND = [sys.executable, "-m", "orthanc_python_multi"]
 

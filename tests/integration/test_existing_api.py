@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orthanc_python_multi.process import make_orthanc
+from tests.support.process import make_orthanc
 
 from .orthanc_server import OrthancServer, make_server
 

@@ -15,7 +15,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orthanc_python_multi.process import wrk_requests
+from tests.support.process import wrk_requests
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from orthanc_python_multi.process import make_orthanc
+from tests.support.process import make_orthanc
 
 from .orthanc_server import OrthancServer
 
