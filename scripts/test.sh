@@ -8,8 +8,29 @@
 # environment. Extra arguments go to pytest in both.
 #
 #   OPM_ENVIRONMENTS=debian12 scripts/test.sh -x    one environment only
+#
+# scripts/test.sh --fast [pytest arguments]: the inner-loop tier (tests/README.md), in
+# this environment only, without root: the plugin rebuilt (incrementally) into the
+# .venv of scripts/setup.sh, the lint, the unit (generator) and embed tests and the
+# integration tests marked smoke. A few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  if [ ! -x .venv/bin/python ]; then
+    echo "test: --fast needs the .venv of a set-up checkout: run scripts/setup.sh once" >&2
+    exit 2
+  fi
+  started=$(date +%s)
+  .venv/bin/python -m pip install -q --no-build-isolation --no-deps .
+  bash scripts/lint.sh
+  status=0
+  .venv/bin/python -m pytest -m "unit or embed or smoke" "$@" || status=$?
+  echo "=== fast tier: $(($(date +%s) - started)) s"
+  exit "$status"
+fi
+
 environments=${OPM_ENVIRONMENTS:-debian12 forky}
 
 headers=$(bash scripts/trixie-sdk.sh)

@@ -40,6 +40,7 @@ orthanc.RegisterOnChangeCallback(Second)
 """
 
 
+@pytest.mark.smoke
 def test_on_change_in_order_in_one_interpreter_and_stopped_everywhere(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -161,6 +162,7 @@ def test_instance_callbacks_with_rest_uploads(orthanc: StartOrthanc, interpreter
     assert "exception in the ReceivedInstance callback" in log
 
 
+@pytest.mark.smoke
 def test_instance_callbacks_with_storescu(
     orthanc: StartOrthanc, interpreters: int, tmp_path: Path
 ) -> None:

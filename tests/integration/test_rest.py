@@ -47,6 +47,7 @@ orthanc.RegisterRestCallback('/inspect/(.*)/(.*)', Inspect)
 """
 
 
+@pytest.mark.smoke
 def test_existing_plugin_sample_answers_ok(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SAMPLE, interpreters=interpreters)
     for path in ("/toto", "/tata", "/toto"):
@@ -238,6 +239,7 @@ def test_orthanc_exception_args_are_code_and_description(
         assert is_exception
 
 
+@pytest.mark.smoke
 def test_nested_python_routes_answer(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(NESTED, interpreters=interpreters)
     answer = server.get("/outer").json()

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pydicom
+import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage  # type: ignore[attr-defined]
 
@@ -62,6 +63,7 @@ def store_with_pynetdicom(server: OrthancServer, files: list[bytes]) -> list[int
         association.release()
 
 
+@pytest.mark.smoke
 def test_storage_area_in_two_interpreters_survives_a_restart(
     orthanc: StartOrthanc, tmp_path: Path
 ) -> None:
