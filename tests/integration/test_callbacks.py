@@ -14,6 +14,8 @@ from .dicom_files import make_dicom
 from .helpers import SCP_CONFIG, dcmtk, findscu, move_study, storescu, upload, wait_for_log
 from .orthanc_server import OrthancServer
 
+pytestmark = pytest.mark.dicom
+
 ON_CHANGE = """
 import orthanc
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from .conftest import StartOrthanc
 from .helpers import SCP_CONFIG, findscu, installed_sdk, move_study, wait_for_log
+
+pytestmark = pytest.mark.dicom
 
 HAS_CONNECTION = installed_sdk() >= (1, 12, 10)
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .helpers import upload, wait_for_log
+
+pytestmark = pytest.mark.dicom
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

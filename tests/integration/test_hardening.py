@@ -22,6 +22,8 @@ from .dicom_files import make_dicom
 from .helpers import NESTED, SCP_CONFIG, dcmtk, raw_request, upload, wait_for_log
 from .orthanc_server import OrthancServer, make_server, running
 
+pytestmark = pytest.mark.dicom
+
 
 def test_nested_calls_at_saturation_do_not_deadlock(orthanc: StartOrthanc) -> None:
     server = orthanc(NESTED, interpreters=2)

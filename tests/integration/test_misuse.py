@@ -10,11 +10,15 @@ import time
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import orthanc_python_multi
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .helpers import SCP_CONFIG, dcmtk, raw_request, wait_for_log
+
+pytestmark = pytest.mark.dicom
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,6 +17,8 @@ from .dicom_files import make_dicom
 from .helpers import SCP_CONFIG, move_study, upload, wait_for_log
 from .orthanc_server import OrthancServer
 
+pytestmark = pytest.mark.dicom
+
 STORAGE = """
 import os
 import zlib

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from .conftest import StartOrthanc
+
+pytestmark = pytest.mark.dicom
 
 COMMITMENT = """
 import orthanc

@@ -20,6 +20,8 @@ from .dicom_files import make_dicom
 from .helpers import upload, wait_for_log
 from .orthanc_server import OrthancServer
 
+pytestmark = pytest.mark.dicom
+
 
 @pytest.fixture(scope="session")
 def imaging_venv() -> Path:
