@@ -10,7 +10,9 @@ plugin=$("$prefix/bin/orthanc-python-multi" plugin-path)
 test -f "$plugin"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-port=$("$prefix/bin/python" -c "from orthanc_python_multi.process import free_ports; print(' '.join(map(str, free_ports(2))))")
+# Free loopback ports, chosen as the tests choose theirs (tests/support/process.py).
+checkout=$(cd "$(dirname "$0")/.." && pwd)
+port=$(PYTHONPATH="$checkout" "$prefix/bin/python" -c "from tests.support.process import free_ports; print(' '.join(map(str, free_ports(2))))")
 http_port=${port% *}
 dicom_port=${port#* }
 "$prefix/bin/orthanc-python-multi" run "$sample" --interpreters 2 --http-port "$http_port" \

@@ -43,12 +43,17 @@ from typing import Any
 
 import psutil
 
-from orthanc_python_multi import plugin_path, venvs
-from orthanc_python_multi.process import OrthancProcess, make_orthanc, wrk_requests
+from orthanc_python_multi import plugin_path
 from orthanc_python_multi.server import find_orthanc
 
-EXISTING_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 CHECKOUT = Path(__file__).resolve().parents[1]
+# The Orthanc process and imaging venv helpers are the tests' (tests/support/), not
+# part of the installed package.
+sys.path.insert(0, str(CHECKOUT))
+from tests.support import venvs  # noqa: E402
+from tests.support.process import OrthancProcess, make_orthanc, wrk_requests  # noqa: E402
+
+EXISTING_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("loop", "cpu", "trivial", "storage", "mixed", "memory")
 

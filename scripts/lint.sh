@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 python_sources=(generator orthanc tests perf src/bootstrap.py src/embed_file.py scripts/what-loads-where.py)
 .venv/bin/ruff check "${python_sources[@]}" examples
 .venv/bin/ruff format --check "${python_sources[@]}"
-.venv/bin/mypy generator orthanc/orthanc_python_multi
+.venv/bin/mypy generator orthanc/orthanc_python_multi tests/support
 .venv/bin/clang-format --dry-run --Werror src/*.cpp src/*.h tests/embed/*.cpp

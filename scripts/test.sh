@@ -5,11 +5,33 @@
 #             CPython 3.14, the existing plugin 7.1
 # Each sets itself up first (Debian packages, .venv, the plugin built into it). The
 # generator tests also parse the SDK headers of Debian 13 (1.12.7) and of the other
-# environment. Extra arguments go to pytest in both.
+# environment. The lint runs once, in the first environment. Extra arguments go to
+# pytest in both.
 #
 #   OPM_ENVIRONMENTS=debian12 scripts/test.sh -x    one environment only
+#
+# scripts/test.sh --fast [pytest arguments]: the inner-loop tier (tests/README.md), in
+# this environment only, without root: the plugin rebuilt (incrementally) into the
+# .venv of scripts/setup.sh, the lint, the unit (generator) and embed tests and the
+# integration tests marked smoke. A few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  if [ ! -x .venv/bin/python ]; then
+    echo "test: --fast needs the .venv of a set-up checkout: run scripts/setup.sh once" >&2
+    exit 2
+  fi
+  started=$(date +%s)
+  .venv/bin/python -m pip install -q --no-build-isolation --no-deps .
+  bash scripts/lint.sh
+  status=0
+  .venv/bin/python -m pytest -m "unit or embed or smoke" "$@" || status=$?
+  echo "=== fast tier: $(($(date +%s) - started)) s"
+  exit "$status"
+fi
+
 environments=${OPM_ENVIRONMENTS:-debian12 forky}
 
 headers=$(bash scripts/trixie-sdk.sh)
@@ -18,17 +40,19 @@ if [[ " $environments " == *" forky "* ]]; then
 fi
 
 failed=()
+lint=()
 for environment in $environments; do
   echo "=== tests in $environment"
   started=$(date +%s)
   case $environment in
-    debian12) OPM_SDK_HEADERS=$headers bash scripts/test-here.sh "$@" || failed+=("$environment") ;;
+    debian12) OPM_SDK_HEADERS=$headers bash scripts/test-here.sh "${lint[@]}" "$@" || failed+=("$environment") ;;
     forky)
       OPM_SDK_HEADERS="/usr/include:$(bash scripts/trixie-sdk.sh)" \
-        bash scripts/in-forky.sh bash scripts/test-here.sh "$@" || failed+=("$environment") ;;
+        bash scripts/in-forky.sh bash scripts/test-here.sh "${lint[@]}" "$@" || failed+=("$environment") ;;
     *) echo "test: unknown environment $environment" >&2; exit 2 ;;
   esac
   echo "=== $environment: $(($(date +%s) - started)) s"
+  lint=(--no-lint)  # the lint's tools and sources are the same in every environment
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "test: failed in ${failed[*]}" >&2

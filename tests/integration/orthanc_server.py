@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from orthanc_python_multi import plugin_path
-from orthanc_python_multi.process import OrthancProcess, make_orthanc
+from tests.support.process import OrthancProcess, make_orthanc
 
 __all__ = ["OrthancServer", "make_server"]
 

@@ -14,8 +14,7 @@ from .dicom_files import make_dicom
 from .helpers import SCP_CONFIG, dcmtk, findscu, move_study, storescu, upload, wait_for_log
 from .orthanc_server import OrthancServer
 
-INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
-
+pytestmark = pytest.mark.dicom
 
 ON_CHANGE = """
 import orthanc
@@ -43,7 +42,7 @@ orthanc.RegisterOnChangeCallback(Second)
 """
 
 
-@INTERPRETERS
+@pytest.mark.smoke
 def test_on_change_in_order_in_one_interpreter_and_stopped_everywhere(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -148,7 +147,6 @@ def patient_names(server: OrthancServer) -> dict[str, str]:
     return names
 
 
-@INTERPRETERS
 def test_instance_callbacks_with_rest_uploads(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(INSTANCES, interpreters=interpreters)
     kept = upload(server, make_dicom("KEEP", "KEEP^ME"))
@@ -166,7 +164,7 @@ def test_instance_callbacks_with_rest_uploads(orthanc: StartOrthanc, interpreter
     assert "exception in the ReceivedInstance callback" in log
 
 
-@INTERPRETERS
+@pytest.mark.smoke
 def test_instance_callbacks_with_storescu(
     orthanc: StartOrthanc, interpreters: int, tmp_path: Path
 ) -> None:
@@ -201,7 +199,6 @@ orthanc.RegisterIncomingHttpRequestFilter(Filter)
 """
 
 
-@INTERPRETERS
 def test_http_request_filter_fails_closed(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(HTTP_FILTER, interpreters=interpreters)
     assert server.get("/system").status_code == 200
@@ -248,7 +245,6 @@ orthanc.RegisterMoveCallback(OnMove)
 # Orthanc refuses C-FIND and C-MOVE from modalities it does not know, unless told.
 
 
-@INTERPRETERS
 def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
     output = findscu(
@@ -262,7 +258,6 @@ def test_findscu_gets_the_python_answers(orthanc: StartOrthanc, interpreters: in
     assert "C-FIND from FINDSCU to ORTHANC" in server.log()
 
 
-@INTERPRETERS
 def test_findscu_worklist_gets_matching_python_answers(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -274,7 +269,6 @@ def test_findscu_worklist_gets_matching_python_answers(
     assert "WORKLIST^CT" not in output
 
 
-@INTERPRETERS
 def test_movescu_reaches_the_python_move_callback(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SCP, interpreters=interpreters, extra=SCP_CONFIG)
     result = move_study(server, "1.2.3.4")
@@ -316,7 +310,6 @@ orthanc.RegisterIncomingDicomInstanceFilter(Filter)
 """
 
 
-@INTERPRETERS
 def test_incoming_dicom_instance_filter(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(DICOM_FILTER, interpreters=interpreters)
     assert upload(server, make_dicom("WANTED"))["Status"] == "Success"
@@ -347,7 +340,6 @@ orthanc.RegisterOnChangeCallback(Second)
 """
 
 
-@INTERPRETERS
 def test_on_change_exceptions_and_the_drain_before_stop(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -401,7 +393,6 @@ orthanc.RegisterMoveCallback2(Create, Size, Apply, Free)
 """
 
 
-@INTERPRETERS
 def test_exceptions_in_scp_callbacks_are_dimse_failures(
     orthanc: StartOrthanc, interpreters: int, tmp_path: Path
 ) -> None:
@@ -474,7 +465,6 @@ orthanc.RegisterOnStoredInstanceCallback(Stored2)
 """
 
 
-@INTERPRETERS
 def test_several_registrations_filters_allow_only_when_all_allow(
     orthanc: StartOrthanc, interpreters: int, tmp_path: Path
 ) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from orthanc_python_multi.process import free_ports
+from tests.support.process import free_ports
 
 COMMAND = [sys.executable, "-m", "orthanc_python_multi"]
 
 
+@pytest.mark.smoke
 def test_plugin_path_prints_the_installed_library() -> None:
     result = subprocess.run([*COMMAND, "plugin-path"], capture_output=True, text=True, check=True)
     path = Path(result.stdout.strip())
@@ -24,6 +25,7 @@ def test_plugin_path_prints_the_installed_library() -> None:
     assert path.is_file()
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_run_serves_the_script_and_stops_cleanly(tmp_path: Path, signum: int) -> None:
     script = tmp_path / "hello.py"

@@ -15,6 +15,8 @@ import pytest
 from .conftest import StartOrthanc
 from .helpers import SCP_CONFIG, findscu, installed_sdk, move_study, wait_for_log
 
+pytestmark = pytest.mark.dicom
+
 HAS_CONNECTION = installed_sdk() >= (1, 12, 10)
 
 SCP2 = """
@@ -66,7 +68,6 @@ orthanc.RegisterMoveCallback3(Create, Size, Apply, Free)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_scp_callbacks_with_the_dicom_connection(orthanc: StartOrthanc, interpreters: int) -> None:
     if not HAS_CONNECTION:
         server = orthanc(

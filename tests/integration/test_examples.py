@@ -11,15 +11,15 @@ from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .helpers import upload, wait_for_log
 
+pytestmark = pytest.mark.dicom
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
 
 
 def example(name: str) -> str:
     return (EXAMPLES / name).read_text()
 
 
-@INTERPRETERS
 def test_sample_script(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(example("sample.py"), interpreters=interpreters)
     assert server.get("/toto").text == "ok\n"
@@ -30,7 +30,6 @@ def test_sample_script(orthanc: StartOrthanc, interpreters: int) -> None:
     assert server.log().count(f"Sample script loaded in {interpreters} interpreter(s)") == 1
 
 
-@INTERPRETERS
 def test_authorization_example(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(
         example("authorization.py"), interpreters=interpreters, extra={"ExampleTokens": ["t0k3n"]}
@@ -42,7 +41,6 @@ def test_authorization_example(orthanc: StartOrthanc, interpreters: int) -> None
     assert "denied /patients from 127.0.0.1" in server.log()
 
 
-@INTERPRETERS
 def test_autorouting_example(orthanc: StartOrthanc, interpreters: int) -> None:
     target = orthanc("import orthanc\n")
     source = orthanc(
@@ -62,7 +60,6 @@ def test_autorouting_example(orthanc: StartOrthanc, interpreters: int) -> None:
     assert target.get("/studies").json() == [study]  # the same study ID on both
 
 
-@INTERPRETERS
 def test_report_example(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(example("report.py"), interpreters=interpreters)
     study = None
@@ -74,7 +71,6 @@ def test_report_example(orthanc: StartOrthanc, interpreters: int) -> None:
     assert report["histogram"][0] == 3 * 16  # pixel values 0..15
 
 
-@INTERPRETERS
 def test_storage_backend_example(orthanc: StartOrthanc, interpreters: int, tmp_path: Path) -> None:
     folder = tmp_path / "example-storage"
     server = orthanc(

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from orthanc_python_multi.process import make_orthanc
+from tests.support.process import make_orthanc
 
 from .orthanc_server import OrthancServer, make_server
 
@@ -49,7 +47,6 @@ def _names(server: OrthancServer) -> dict[str, list[str] | None]:
         assert server.stop() == 0, server.log()
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_every_name_of_the_existing_plugin_exists(tmp_path: Path, interpreters: int) -> None:
     assert EXISTING_PLUGIN.is_file(), "the existing plugin (Debian orthanc-python) is needed"
     existing = _names(

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import requests
 
 from .conftest import StartOrthanc
@@ -81,7 +80,6 @@ def _pieces(data: bytes, size: int) -> Iterator[bytes]:
         yield data[start : start + size]
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_chunked_rest_callback(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(CHUNKED, interpreters=interpreters)
     log = server.log()
@@ -170,7 +168,6 @@ except orthanc.OrthancException as error:
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_http_authentication(orthanc: StartOrthanc, interpreters: int) -> None:
     if installed_sdk() < (1, 12, 9):
         check_needs_newer_orthanc(
@@ -258,7 +255,6 @@ orthanc.RegisterRestCallback('/adopt', Adopt)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_adopt_dicom_instance(orthanc: StartOrthanc, interpreters: int, tmp_path: Path) -> None:
     if installed_sdk() < (1, 12, 8):
         check_needs_newer_orthanc(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from .conftest import StartOrthanc
 from .orthanc_server import OrthancServer
 
@@ -91,7 +89,6 @@ def wait_job(server: OrthancServer, job_id: str, states: set[str], timeout: floa
     raise AssertionError(f"job {job_id} still {job['State']}")
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_python_job_runs_to_completion_with_progress(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -129,7 +126,6 @@ def test_python_job_can_be_cancelled(orthanc: StartOrthanc) -> None:
     assert "job stopped, reason 4" in log  # JobStopReason.CANCELED
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_failing_step_fails_the_job_and_resubmit_resets_it(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from .conftest import StartOrthanc
 from .helpers import installed_sdk
 
@@ -60,7 +58,6 @@ orthanc.RegisterRestCallback('/stable', Stable)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_stores_and_queues_are_shared_by_every_interpreter(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:

@@ -18,7 +18,7 @@ from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .helpers import SCP_CONFIG, dcmtk, raw_request, wait_for_log
 
-INTERPRETERS = pytest.mark.parametrize("interpreters", [1, 2])
+pytestmark = pytest.mark.dicom
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,6 @@ def findscu_worklist(server: object) -> str:
     return output
 
 
-@INTERPRETERS
 def test_worklist_add_answer_with_none_query_raises(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -125,7 +124,6 @@ orthanc.RegisterWorklistCallback(OnWorklist)
 """
 
 
-@INTERPRETERS
 def test_every_handle_parameter_refuses_none(orthanc: StartOrthanc, interpreters: int) -> None:
     nullable = nullable_parameters()
     assert nullable == {"CreateDicom.pixelData", "CreateDicom2.pixelData"}
@@ -180,7 +178,6 @@ orthanc.RegisterOnStoredInstanceCallback(OnStored)
 """
 
 
-@INTERPRETERS
 def test_borrowed_instance_used_by_a_thread_after_the_callback(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -226,7 +223,6 @@ orthanc.RegisterRestCallback('/post-huge', Post)
 """
 
 
-@INTERPRETERS
 def test_buffers_above_4_gib_are_refused(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(HUGE_BUFFERS, interpreters=interpreters)
     assert server.get("/post-huge").text == (
@@ -260,7 +256,6 @@ orthanc.RegisterRestCallback('/bad(.*)', Bad)
 """
 
 
-@INTERPRETERS
 def test_text_that_is_not_utf8_is_printed_and_reported(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:

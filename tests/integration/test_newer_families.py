@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .helpers import check_needs_newer_orthanc, installed_sdk, wait_for_log
@@ -46,7 +44,6 @@ orthanc.RegisterStorageArea3(Create, ReadRange, Remove)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_storage_area3_keeps_custom_data(orthanc: StartOrthanc, interpreters: int) -> None:
     if installed_sdk() < (1, 12, 8):
         check_needs_newer_orthanc(
@@ -92,7 +89,6 @@ orthanc.RegisterRestCallback('/emit', Emit)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_audit_logs_reach_the_python_handler(orthanc: StartOrthanc, interpreters: int) -> None:
     if installed_sdk() < (1, 12, 9):
         check_needs_newer_orthanc(
@@ -121,7 +117,6 @@ orthanc.RegisterRestCallback('/stream', Stream)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_streamed_answers(orthanc: StartOrthanc, interpreters: int) -> None:
     if installed_sdk() < (1, 12, 6):
         server = orthanc(

@@ -47,7 +47,7 @@ orthanc.RegisterRestCallback('/inspect/(.*)/(.*)', Inspect)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
+@pytest.mark.smoke
 def test_existing_plugin_sample_answers_ok(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SAMPLE, interpreters=interpreters)
     for path in ("/toto", "/tata", "/toto"):
@@ -59,7 +59,6 @@ def test_existing_plugin_sample_answers_ok(orthanc: StartOrthanc, interpreters: 
     assert "Accessing uri: /toto" in server.log()
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_get_request_keyword_arguments(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(INSPECT, interpreters=interpreters)
     response = server.get("/inspect/abc/d", params={"x": "1", "y": "two"}, headers={"X-Test": "v"})
@@ -187,7 +186,6 @@ orthanc.RegisterRestCallback('/ok', Ok)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_exception_gives_500_with_traceback_and_server_keeps_serving(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -230,7 +228,6 @@ orthanc.RegisterRestCallback('/args', Args)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_orthanc_exception_args_are_code_and_description(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -242,7 +239,7 @@ def test_orthanc_exception_args_are_code_and_description(
         assert is_exception
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
+@pytest.mark.smoke
 def test_nested_python_routes_answer(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(NESTED, interpreters=interpreters)
     answer = server.get("/outer").json()
@@ -336,7 +333,6 @@ orthanc.LogError('error line')
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_hello_world_prints_at_the_default_log_level(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:

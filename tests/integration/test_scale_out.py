@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_python_multi.process import free_ports
+from tests.support.process import free_ports
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom

@@ -10,7 +10,6 @@ import struct
 import time
 
 import pydicom
-import pytest
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
@@ -42,7 +41,6 @@ orthanc.RegisterRefreshMetricsCallback(Refresh)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_dicomweb_encoding_and_metrics_refresh(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(DICOMWEB, interpreters=interpreters)
     answer = server.post("/dicomweb", data=make_dicom("WEB-1", "WEB^PATIENT")).json()
@@ -56,7 +54,6 @@ def test_dicomweb_encoding_and_metrics_refresh(orthanc: StartOrthanc, interprete
     assert "python_refreshed_in 0" in metrics
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_interpreter_statistics_route_and_metrics(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(DICOMWEB, interpreters=interpreters)
     for _ in range(4):
@@ -112,7 +109,6 @@ def png_size(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_python_decoder_and_transcoder(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(CODECS, interpreters=interpreters)
     mine = upload(server, make_dicom("DECODE-ME"))["ID"]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
-
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .helpers import upload, wait_for_log
@@ -84,7 +82,6 @@ orthanc.RegisterOnChangeCallback(OnChange)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_on_change_backlog_at_stop_is_bounded(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(SLOW_ON_CHANGE, interpreters=interpreters)
     for i in range(25):  # 25 s of backlog

@@ -28,7 +28,6 @@ BAD_SCRIPTS = {
 }
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 @pytest.mark.parametrize("case", sorted(BAD_SCRIPTS))
 def test_failing_script_stops_orthanc_with_an_explanation(
     orthanc: StartOrthanc, case: str, interpreters: int
@@ -121,7 +120,6 @@ threading.Thread(target=Forever, name='stubborn-%d' % orthanc.GetInterpreterInde
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_thread_that_never_stops_does_not_hang_orthanc(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -147,7 +145,6 @@ threading.Thread(target=Work).start()
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_stop_waits_for_threads_that_finish(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(THREADS_THAT_FINISH, interpreters=interpreters)
     assert server.stop() == 0

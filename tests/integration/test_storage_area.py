@@ -17,6 +17,8 @@ from .dicom_files import make_dicom
 from .helpers import SCP_CONFIG, move_study, upload, wait_for_log
 from .orthanc_server import OrthancServer
 
+pytestmark = pytest.mark.dicom
+
 STORAGE = """
 import os
 import zlib
@@ -63,6 +65,7 @@ def store_with_pynetdicom(server: OrthancServer, files: list[bytes]) -> list[int
         association.release()
 
 
+@pytest.mark.smoke
 def test_storage_area_in_two_interpreters_survives_a_restart(
     orthanc: StartOrthanc, tmp_path: Path
 ) -> None:
@@ -162,7 +165,6 @@ orthanc.RegisterMoveCallback2(Create, Size, Apply, Free)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_move_driver_steps_run_in_the_interpreter_that_created_it(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:
@@ -220,7 +222,6 @@ orthanc.RegisterStorageArea(Create, Read, Remove, ReadRange)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_read_range_and_exceptions_in_read_and_remove(
     orthanc: StartOrthanc, tmp_path: Path, interpreters: int
 ) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from .conftest import StartOrthanc
 
+pytestmark = pytest.mark.dicom
+
 COMMITMENT = """
 import orthanc
 
@@ -28,7 +30,6 @@ orthanc.RegisterStorageCommitmentScpCallback(Factory, Lookup)
 """
 
 
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_storage_commitment_answers_come_from_python(
     orthanc: StartOrthanc, interpreters: int
 ) -> None:

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from orthanc_python_multi import venvs
-from orthanc_python_multi.process import free_ports
+from tests.support import venvs
+from tests.support.process import free_ports
 
 from .conftest import StartOrthanc
 from .dicom_files import make_dicom
 from .helpers import upload, wait_for_log
 from .orthanc_server import OrthancServer
+
+pytestmark = pytest.mark.dicom
 
 
 @pytest.fixture(scope="session")
@@ -372,7 +374,6 @@ orthanc.RegisterOnChangeCallback(OnChange)
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-@pytest.mark.parametrize("interpreters", [1, 2])
 def test_spawn_and_forkserver_pools_run_workers_from_their_own_module(
     orthanc: StartOrthanc, method: str, interpreters: int
 ) -> None:

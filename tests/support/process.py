@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .server import build_config, find_orthanc
+from orthanc_python_multi.server import build_config, find_orthanc
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
