@@ -19,6 +19,17 @@ callback_list g_on_change{family_scripts::both};
 
 namespace {
 
+/// Whether the script of the current interpreter runs threads of its own
+/// (bootstrap.py, runs_own_threads); true when that cannot be told. GIL held.
+bool runs_own_threads() {
+    try {
+        return py::module_::import("_orthanc_python_multi").attr("runs_own_threads")().cast<bool>();
+    } catch (const py::error_already_set& error) {
+        report_callback_error("the OnChange callback", error);
+        return true;
+    }
+}
+
 struct change {
     OrthancPluginChangeType type;
     OrthancPluginResourceType resource;
@@ -88,17 +99,21 @@ private:
     }
 
     static void deliver(const change& item) {
-        // ORTHANC_STOPPED reaches every interpreter, so each can stop its own
-        // threads; any other change goes to the first that registered, and to the
+        // Every change goes to the first interpreter that registered, and to the
         // main interpreter too when PythonMainScript registered one alongside.
+        // ORTHANC_STOPPED also goes to each other interpreter whose script still
+        // runs threads of its own, so it can stop them; not to the others: they
+        // never saw ORTHANC_STARTED, so what a script stops at ORTHANC_STOPPED
+        // (a server it started then) is None there.
         interpreter_pool& pool = interpreter_pool::instance();
         const std::vector<size_t>& registered = g_on_change.interpreters();
+        const bool stopped = item.type == OrthancPluginChangeType_OrthancStopped;
         for (size_t k = 0; k < registered.size(); ++k) {
             const size_t index = registered[k];
-            if (item.type != OrthancPluginChangeType_OrthancStopped && k > 0 &&
-                !pool.is_main_alongside(index))
-                continue;
+            const bool every_change = k == 0 || pool.is_main_alongside(index);
+            if (!every_change && !stopped) continue;
             call_in(index, "the OnChange callback", false, [&] {
+                if (!every_change && !runs_own_threads()) return true;
                 py::str id = decode_text(item.id.c_str());
                 for (const py::object& callback : g_on_change.of(index)) {
                     try {
@@ -149,7 +164,8 @@ void stop_on_change(std::chrono::steady_clock::time_point deadline) {
 }
 
 void notify_stopped(size_t index) {
-    if (!g_on_change.registered_in(index)) return;
+    // Given up before ORTHANC_STARTED: as deliver() does for such an interpreter.
+    if (!g_on_change.registered_in(index) || !runs_own_threads()) return;
     for (const py::object& callback : g_on_change.of(index)) {
         try {
             callback(static_cast<int>(OrthancPluginChangeType_OrthancStopped),
