@@ -9,9 +9,19 @@ from typing import Any
 
 import pytest
 
+from orthanc_python_multi import venvs
+
 from .orthanc_server import OrthancServer, make_server
 
 StartOrthanc = Callable[..., OrthancServer]
+
+
+@pytest.fixture(scope="session")
+def imaging_venv() -> Path:
+    """A virtual environment of this Python holding pydicom, numpy and Pillow, as in
+    an imaging deployment (given to the plugin with PythonVirtualEnv). Made once and
+    kept in .venv-imaging: numpy and Pillow must not go into the test .venv."""
+    return venvs.imaging_venv(Path(__file__).resolve().parents[2] / ".venv-imaging")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,25 @@ def test_worker_at_import_and_scp_at_orthanc_started_together(
     assert re.findall(r"SCP shut down in \d", log) == ["SCP shut down in 0"]
     joined = sorted(re.findall(r"worker joined in (\d)", log))
     assert joined == [str(index) for index in range(interpreters)]
+
+
+# The scheduler script in an imaging deployment: numpy cannot load in a
+# sub-interpreter, so the script falls back to the main interpreter. The
+# sub-interpreter given up never saw ORTHANC_STARTED and runs no thread: it is
+# not told ORTHANC_STOPPED either (its SCHEDULER is None).
+def test_scheduler_script_falling_back_to_the_main_interpreter(
+    orthanc: StartOrthanc, imaging_venv: Path
+) -> None:
+    server = orthanc(
+        SCHEDULER_AT_STARTED + "\nimport numpy\n",
+        interpreters=2,
+        extra={"PythonVirtualEnv": str(imaging_venv)},
+    )
+    assert wait_for_log(server, "runs in the main interpreter alone")
+    assert wait_for_log(server, "scheduled task in 0")
+    time.sleep(1)  # ORTHANC_STARTED comes before Orthanc handles SIGTERM
+    assert server.stop() == 0
+    log = server.log()
+    assert "AttributeError" not in log  # the ImportError of numpy is logged, nothing else
+    assert "still run" not in log
+    assert re.findall(r"scheduler joined in \d", log) == ["scheduler joined in 0"]
