@@ -15,8 +15,9 @@ void start_on_change();
 void stop_on_change(std::chrono::steady_clock::time_point deadline);
 
 /// Calls the OnChange callbacks of interpreter `index` with ORTHANC_STOPPED, now,
-/// with its GIL held: for a sub-interpreter given up at start-up (a fall-back to
-/// the main interpreter), so that the threads its script started can stop.
+/// with its GIL held, when its script runs threads of its own: for a
+/// sub-interpreter given up at start-up (a fall-back to the main interpreter), so
+/// that the threads its script started can stop.
 void notify_stopped(size_t index);
 
 }  // namespace opm
