@@ -443,6 +443,29 @@ def explain_load_failure(error: BaseException, interpreters: int) -> str:
     return "fix the script (see the traceback above); Orthanc does not start with a failing script"
 
 
+def _script_threads() -> list[threading.Thread]:
+    """The threads the script (or a library it uses) started with `threading`,
+    daemon or not, still running or about to: not the main thread, not the
+    calling thread, not the `_DummyThread` entries of foreign threads that
+    touched `threading` (Orthanc's HTTP threads, the OnChange delivery thread,
+    whose cached thread states the plugin keeps)."""
+    caller = threading.get_ident()  # not current_thread(): it would add a dummy
+    main = threading.main_thread()
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread is not main
+        and thread.ident != caller
+        and not isinstance(thread, threading._DummyThread)  # noqa: SLF001
+    ]
+
+
+def runs_own_threads() -> bool:
+    """Whether ORTHANC_STOPPED must reach this interpreter although it did not get
+    ORTHANC_STARTED (see docs/dispatch.md): its script has threads to stop."""
+    return bool(_script_threads())
+
+
 def join_threads(timeout: float, daemon_grace: float | None) -> tuple[list[str], list[str]]:
     """Waits up to `timeout` seconds for the script's threads; returns the names of
     those still alive: (non-daemon, daemon).
@@ -453,12 +476,9 @@ def join_threads(timeout: float, daemon_grace: float | None) -> tuple[list[str],
     `daemon_grace` seconds (within `timeout`) to finish what ORTHANC_STOPPED began.
     """
     deadline = time.monotonic() + timeout
-    this = threading.current_thread()
     alive = []
     daemons = []
-    for thread in threading.enumerate():
-        if thread is this or thread is threading.main_thread():
-            continue
+    for thread in _script_threads():
         if thread.daemon:
             daemons.append(thread)
             continue

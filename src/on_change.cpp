@@ -17,6 +17,17 @@ const family<OrthancPluginErrorCode> g_on_change{
 
 namespace {
 
+/// Whether the script of the current interpreter runs threads of its own
+/// (bootstrap.py, runs_own_threads); true when that cannot be told. GIL held.
+bool runs_own_threads(size_t index) {
+    try {
+        return py::module_::import("_orthanc_python_multi").attr("runs_own_threads")().cast<bool>();
+    } catch (const py::error_already_set& error) {
+        report_error_in(index, g_on_change.what, error);
+        return true;
+    }
+}
+
 /// Calls the OnChange callbacks of interpreter `index` (its GIL held) with one
 /// change; an exception is logged and the next callback still runs.
 void call_callbacks(const callback_list& list, size_t index, const change& item) {
@@ -30,21 +41,24 @@ void call_callbacks(const callback_list& list, size_t index, const change& item)
     }
 }
 
-/// ORTHANC_STOPPED reaches every interpreter, so each can stop its own threads;
-/// any other change goes to the first that registered, and to the main
+/// Every change goes to the first interpreter that registered, and to the main
 /// interpreter too when PythonMainScript registered one alongside.
+/// ORTHANC_STOPPED also goes to each other interpreter whose script still runs
+/// threads of its own, so it can stop them; not to the others: they never saw
+/// ORTHANC_STARTED, so what a script stops at ORTHANC_STOPPED (a server it started
+/// then) is None there.
 void deliver(const change& item) {
     plugin_state& current = state();
     const callback_list* list = current.families.find(g_on_change);
     if (list == nullptr) return;
     const std::vector<size_t>& registered = list->interpreters();
+    const bool stopped = item.type == OrthancPluginChangeType_OrthancStopped;
     for (size_t k = 0; k < registered.size(); ++k) {
         const size_t index = registered[k];
-        if (item.type != OrthancPluginChangeType_OrthancStopped && k > 0 &&
-            !current.pool.is_main_alongside(index))
-            continue;
+        const bool every_change = k == 0 || current.pool.is_main_alongside(index);
+        if (!every_change && !stopped) continue;
         call_in(index, g_on_change.what, false, [&] {
-            call_callbacks(*list, index, item);
+            if (every_change || runs_own_threads(index)) call_callbacks(*list, index, item);
             return true;
         });
     }
@@ -115,8 +129,9 @@ OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPluginReso
 }
 
 void notify_stopped(size_t index) {
+    // Given up before ORTHANC_STARTED: as deliver() does for such an interpreter.
     const callback_list* list = state().families.find(g_on_change);
-    if (list == nullptr || !list->registered_in(index)) return;
+    if (list == nullptr || !list->registered_in(index) || !runs_own_threads(index)) return;
     call_callbacks(*list, index,
                    {OrthancPluginChangeType_OrthancStopped, OrthancPluginResourceType_None, ""});
 }

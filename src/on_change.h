@@ -50,8 +50,9 @@ private:
 };
 
 /// Calls the OnChange callbacks of interpreter `index` with ORTHANC_STOPPED, now,
-/// with its GIL held: for a sub-interpreter given up at start-up (a fall-back to
-/// the main interpreter), so that the threads its script started can stop.
+/// with its GIL held, when its script runs threads of its own: for a
+/// sub-interpreter given up at start-up (a fall-back to the main interpreter), so
+/// that the threads its script started can stop.
 void notify_stopped(size_t index);
 
 }  // namespace opm

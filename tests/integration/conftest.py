@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orthanc_python_multi.server import merge
+from tests.support import venvs
 
 from .orthanc_server import OrthancServer, make_server
 
@@ -22,6 +23,14 @@ def interpreters(request: pytest.FixtureRequest) -> int:
     existing plugin runs scripts) and 2 (two sub-interpreters). A test that needs other
     counts parametrizes `interpreters` itself, which replaces this fixture."""
     return int(request.param)
+
+
+@pytest.fixture(scope="session")
+def imaging_venv() -> Path:
+    """A virtual environment of this Python holding pydicom, numpy and Pillow, as in
+    an imaging deployment (given to the plugin with PythonVirtualEnv). Made once and
+    kept in .venv-imaging: numpy and Pillow must not go into the test .venv."""
+    return venvs.imaging_venv(Path(__file__).resolve().parents[2] / ".venv-imaging")
 
 
 @pytest.fixture

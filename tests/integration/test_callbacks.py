@@ -43,9 +43,7 @@ orthanc.RegisterOnChangeCallback(Second)
 
 
 @pytest.mark.smoke
-def test_on_change_in_order_in_one_interpreter_and_stopped_everywhere(
-    orthanc: StartOrthanc, interpreters: int
-) -> None:
+def test_on_change_in_order_in_one_interpreter(orthanc: StartOrthanc, interpreters: int) -> None:
     server = orthanc(ON_CHANGE, interpreters=interpreters)
     assert wait_for_log(server, "change ORTHANC_STARTED in 0")
     ids = [upload(server, make_dicom(f"P{i}"))["ID"] for i in range(3)]
@@ -59,9 +57,10 @@ def test_on_change_in_order_in_one_interpreter_and_stopped_everywhere(
     # The second registration is called too, after the first.
     assert log.index(f"change NEW_INSTANCE {ids[0]}") < log.index(f"second callback saw {ids[0]}")
     assert server.stop() == 0
-    log = server.log()
-    for index in range(interpreters):
-        assert f"change ORTHANC_STOPPED in {index}" in log
+    # ORTHANC_STOPPED where ORTHANC_STARTED went: the others run no thread to stop.
+    assert re.findall(r"change ORTHANC_STOPPED in \d", server.log()) == [
+        "change ORTHANC_STOPPED in 0"
+    ]
 
 
 SCHEDULER = """
@@ -97,8 +96,7 @@ def test_scheduler_pattern_stops_cleanly(orthanc: StartOrthanc, interpreters: in
     assert time.monotonic() - started < 15
     log = server.log()
     assert "still run after" not in log
-    for index in range(interpreters):
-        assert f"timer cancelled in {index}" in log
+    assert re.findall(r"timer cancelled in \d", log) == ["timer cancelled in 0"]
 
 
 INSTANCES = """
@@ -351,7 +349,7 @@ def test_on_change_exceptions_and_the_drain_before_stop(
         line.split("second callback saw ")[1] for line in lines if "second callback saw " in line
     ]
     # Each exception is reported, the next callback still runs, nothing is lost.
-    assert seen == [*ids] + ["ORTHANC_STOPPED"] * interpreters  # to each interpreter
+    assert seen == [*ids, "ORTHANC_STOPPED"]  # once: no other interpreter runs a thread
     for instance in ids:
         assert f"ValueError: first callback failed on {instance}" in lines
     assert "changes not delivered" not in server.log()

@@ -92,5 +92,4 @@ def test_on_change_backlog_at_stop_is_bounded(orthanc: StartOrthanc, interpreter
     log = server.log()
     dropped = re.search(r"Orthanc is stopping: (\d+) changes not delivered", log)
     assert dropped and int(dropped.group(1)) > 0
-    for index in range(interpreters):
-        assert f"ORTHANC_STOPPED in {index}" in log
+    assert re.findall(r"ORTHANC_STOPPED in \d", log) == ["ORTHANC_STOPPED in 0"]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import venvs
 from tests.support.process import free_ports
 
 from .conftest import StartOrthanc
@@ -22,14 +21,6 @@ from .helpers import upload, wait_for_log
 from .orthanc_server import OrthancServer
 
 pytestmark = pytest.mark.dicom
-
-
-@pytest.fixture(scope="session")
-def imaging_venv() -> Path:
-    """A virtual environment of this Python holding pydicom, numpy and Pillow, as in
-    an imaging deployment (given to the plugin with PythonVirtualEnv). Made once and
-    kept in .venv-imaging: numpy and Pillow must not go into the test .venv."""
-    return venvs.imaging_venv(Path(__file__).resolve().parents[2] / ".venv-imaging")
 
 
 def served_by(server: OrthancServer, path: str, count: int = 20) -> dict[str, int]:
