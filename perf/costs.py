@@ -48,8 +48,9 @@ from bench import RESULTS, environment_name, os_release, progress, rotated, sett
 from orthanc_python_multi import plugin_path
 from orthanc_python_multi.process import OrthancProcess, make_orthanc
 
+# No import beyond what the bootstrap already loaded (threading), so the modules of
+# each interpreter are the plugin's own: every module costs its objects once per interpreter.
 SCRIPT = """
-import json
 import sys
 import threading
 
@@ -65,8 +66,8 @@ def Who(output, uri, **request):
 
 
 def Modules(output, uri, **request):
-    output.AnswerBuffer(json.dumps({'index': orthanc.GetInterpreterIndex(),
-                                    'modules': sorted(sys.modules)}), 'application/json')
+    output.AnswerBuffer(' '.join([str(orthanc.GetInterpreterIndex())] + sorted(sys.modules)),
+                        'text/plain')
 
 
 orthanc.RegisterRestCallback('/costs/index', Index)
@@ -97,11 +98,16 @@ def smaps_rollup(pid: int) -> dict[str, float]:
     return fields
 
 
+# The plugin under test: the installed one, or --plugin (a build to compare).
+PLUGIN: list[Path] = []
+
+
 def server_for(
     folder: Path, interpreters: int, extra: dict[str, Any] | None = None
 ) -> OrthancProcess:
+    plugin = PLUGIN[0] if PLUGIN else plugin_path()
     return make_orthanc(
-        folder, SCRIPT, plugin=plugin_path(), interpreters=interpreters, extra=extra, verbose=False
+        folder, SCRIPT, plugin=plugin, interpreters=interpreters, extra=extra, verbose=False
     )
 
 
@@ -197,8 +203,8 @@ def measure_modules(n: int, work: Path, report: Report) -> None:
         start_timed(server, n, limit_s=120)
         seen: dict[int, list[str]] = {}
         for _ in range(4 * n):  # idle dispatch rotates on ties: each interpreter in turn
-            answer = json.loads(get_text(server.url + "/costs/modules"))
-            seen.setdefault(answer["index"], answer["modules"])
+            index, *modules = get_text(server.url + "/costs/modules").split()
+            seen.setdefault(int(index), modules)
             if len(seen) == n:
                 break
         counts = sorted({len(m) for m in seen.values()})
@@ -397,7 +403,8 @@ def markdown(report: Report, counts: list[int]) -> str:
         "# What N costs",
         "",
         f"{env['os']}, Orthanc {env['orthanc']}, CPython {env['python']}, {env['cpus']} CPUs, "
-        f"{env['date']}; {env['rounds']} round(s), medians.{' QUICK' if env['quick'] else ''}",
+        f"{env['date']}; {env['rounds']} round(s), medians; plugin {env['plugin']}."
+        + (" QUICK" if env["quick"] else ""),
         "",
         "| N | start s | stop s | exit 0, no fatal | idle RSS MiB | anon MiB | "
         "RSS per extra interpreter MiB (vs N=1) | threads |",
@@ -507,10 +514,13 @@ def main() -> int:
     parser.add_argument("--wrk-seconds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1 round, 2 s wrk: not for reporting")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--plugin", type=Path, default=None, help="a plugin build to measure")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.wrk_rounds, args.wrk_seconds, args.states_requests = 1, 1, 2, 16
     counts = [int(c) for c in args.counts.split(",")]
+    if args.plugin:
+        PLUGIN.append(args.plugin.resolve())
     parts = set(args.parts.split(","))
     release = os_release()
     report = Report(
@@ -522,6 +532,7 @@ def main() -> int:
             "date": time.strftime("%Y-%m-%d %H:%M"),
             "rounds": args.rounds,
             "quick": args.quick,
+            "plugin": str(PLUGIN[0] if PLUGIN else plugin_path()),
         }
     )
     out = args.out or RESULTS / (environment_name(release) + ("-quick" if args.quick else ""))
@@ -549,9 +560,9 @@ def main() -> int:
                 work,
                 report,
             )
+    (out / "costs.json").write_text(json.dumps(report.__dict__, indent=2, default=list))
     text = markdown(report, counts if "cycles" in parts else [])
     (out / "costs.md").write_text(text)
-    (out / "costs.json").write_text(json.dumps(report.__dict__, indent=2, default=list))
     print(text)
     print(f"written to {out}/costs.md")
     return 0
