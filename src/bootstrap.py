@@ -6,7 +6,6 @@ side calls these functions with that interpreter's GIL held.
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import io
 import logging
@@ -119,7 +118,11 @@ def _top_level(name: str) -> str:
     return name.partition(".")[0]
 
 
-class ImportGuard(importlib.abc.MetaPathFinder):
+# A plain class, not an importlib.abc.MetaPathFinder: sys.meta_path needs only
+# find_spec, and on 3.13 importing importlib.abc loads 40 more modules
+# (importlib.resources, inspect, typing...) into every sub-interpreter, 2.5 MiB
+# each (perf/costs.py).
+class ImportGuard:
     """Makes a package look absent in a sub-interpreter once one of its extension
     modules refused to load there and the package could not do without it, as it
     would be if it were not installed.
