@@ -43,10 +43,15 @@ void bind_create_memory_buffer(py::module_& m, const binding_text& text) {
 
 namespace {
 
-/// bytes, or None when `found` is 0.
-py::object found_or_none(uint8_t found, const memory_buffer& buffer) {
+/// Runs `lookup(&found, buffer)` (an SDK call) without the GIL: the bytes it
+/// found, or None.
+template <typename Lookup>
+py::object value_or_none(Lookup&& lookup) {
+    uint8_t found = 0;
+    memory_buffer value;
+    check_sdk(without_gil([&] { return lookup(&found, value.get()); }));
     if (!found) return py::none();
-    return buffer.bytes();
+    return value.bytes();
 }
 
 }  // namespace
@@ -54,14 +59,11 @@ py::object found_or_none(uint8_t found, const memory_buffer& buffer) {
 void bind_get_key_value(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
-        [](const std::string& store_id, const std::string& key) -> py::object {
-            uint8_t found = 0;
-            memory_buffer value;
-            check_sdk(without_gil([&] {
-                return OrthancPluginGetKeyValue(context(), &found, value.get(), store_id.c_str(),
+        [](const std::string& store_id, const std::string& key) {
+            return value_or_none([&](uint8_t* found, OrthancPluginMemoryBuffer* value) {
+                return OrthancPluginGetKeyValue(context(), found, value, store_id.c_str(),
                                                 key.c_str());
-            }));
-            return found_or_none(found, value);
+            });
         },
         py::arg("storeId"), py::arg("key"), text.doc);
 }
@@ -69,18 +71,15 @@ void bind_get_key_value(py::module_& m, const binding_text& text) {
 void bind_dequeue_value(py::module_& m, const binding_text& text) {
     m.def(
         text.name,
-        [](const std::string& queue_id, int origin) -> py::object {
-            uint8_t found = 0;
-            memory_buffer value;
-            check_sdk(without_gil([&] {
+        [](const std::string& queue_id, int origin) {
+            return value_or_none([&](uint8_t* found, OrthancPluginMemoryBuffer* value) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
                 // Deprecated since 1.12.10 for Reserve/Acknowledge; scripts still call it.
-                return OrthancPluginDequeueValue(context(), &found, value.get(), queue_id.c_str(),
+                return OrthancPluginDequeueValue(context(), found, value, queue_id.c_str(),
                                                  static_cast<OrthancPluginQueueOrigin>(origin));
 #pragma GCC diagnostic pop
-            }));
-            return found_or_none(found, value);
+            });
         },
         py::arg("queueId"), py::arg("origin"), text.doc);
 }

@@ -74,6 +74,14 @@ void run_script(py::module_& boot, size_t index, const std::string& script, bool
     }
 }
 
+/// Waits (bounded) for the threads of the current interpreter's script; returns
+/// (threads, daemon threads) still running, their output flushed to the log.
+py::tuple join_script_threads(double timeout, const py::object& daemon_grace) {
+    py::tuple alive = bootstrap().attr("join_threads")(timeout, daemon_grace);
+    bootstrap().attr("flush_log_streams")();
+    return alive;
+}
+
 /// Names of threads, as one log line.
 std::string thread_names(const py::list& names) {
     std::string text;
@@ -123,8 +131,7 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
         py::object daemon_grace = state().pool.is_main(index)
                                       ? py::object(py::none())
                                       : py::object(py::float_(daemon_grace_s));
-        py::tuple alive = bootstrap().attr("join_threads")(left > 0 ? left : 0.0, daemon_grace);
-        bootstrap().attr("flush_log_streams")();
+        py::tuple alive = join_script_threads(left > 0 ? left : 0.0, daemon_grace);
         const py::list threads = alive[0];
         const py::list daemons = alive[1];
         if (!threads.empty())
@@ -150,8 +157,7 @@ bool discard_interpreter(size_t index) {
     state().families.clear(index);
     state().families.forget(index);
     try {
-        py::tuple alive = bootstrap().attr("join_threads")(daemon_grace_s, daemon_grace_s);
-        bootstrap().attr("flush_log_streams")();
+        py::tuple alive = join_script_threads(daemon_grace_s, py::float_(daemon_grace_s));
         return py::len(alive[0]) == 0 && py::len(alive[1]) == 0;
     } catch (const py::error_already_set& error) {
         log_error("Python: while leaving interpreter " + std::to_string(index) + ":\n" +

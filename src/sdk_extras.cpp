@@ -148,6 +148,16 @@ py::object instance_dicomweb(OrthancPluginDicomInstance* instance, bool xml) {
                          "cannot encode this instance as DICOMweb");
 }
 
+/// DicomInstance.GetInstanceDicomWebJson / Xml.
+void def_instance_dicomweb(py::class_<handle<OrthancPluginDicomInstance>>& cls,
+                           const binding_text& text, bool xml) {
+    cls.def(text.name,
+            leased<OrthancPluginDicomInstance>([xml](OrthancPluginDicomInstance* instance) {
+                return instance_dicomweb(instance, xml);
+            }),
+            text.doc);
+}
+
 }  // namespace
 
 void bind_encode_dicomweb_json(py::module_& m, const binding_text& text) {
@@ -164,18 +174,12 @@ void bind_encode_dicomweb_xml(py::module_& m, const binding_text& text) {
 
 void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls,
                                        const binding_text& text) {
-    cls.def(text.name, leased<OrthancPluginDicomInstance>([](OrthancPluginDicomInstance* instance) {
-                return instance_dicomweb(instance, false);
-            }),
-            text.doc);
+    def_instance_dicomweb(cls, text, false);
 }
 
 void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls,
                                       const binding_text& text) {
-    cls.def(text.name, leased<OrthancPluginDicomInstance>([](OrthancPluginDicomInstance* instance) {
-                return instance_dicomweb(instance, true);
-            }),
-            text.doc);
+    def_instance_dicomweb(cls, text, true);
 }
 
 }  // namespace opm
