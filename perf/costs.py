@@ -46,7 +46,10 @@ import psutil
 from bench import RESULTS, environment_name, os_release, progress, rotated, settle
 
 from orthanc_python_multi import plugin_path
-from orthanc_python_multi.process import OrthancProcess, make_orthanc
+
+# The Orthanc process helpers are the tests' (tests/support/); importing bench put
+# the checkout on sys.path.
+from tests.support.process import OrthancProcess, make_orthanc  # noqa: E402
 
 # No import beyond what the bootstrap already loaded (threading), so the modules of
 # each interpreter are the plugin's own: every module costs its objects once per interpreter.

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib.machinery
 import io
-import logging
-import re
 import sys
 import threading
 import time
@@ -58,21 +56,67 @@ class LogStream:
         return "utf-8"
 
 
-class OrthancLogHandler(logging.Handler):
-    """Sends `logging` records to the Orthanc log at the matching level."""
+def _install_log_handler() -> None:
+    """The root logger's records go to the Orthanc log at their level (INFO and
+    above; Orthanc shows INFO with --verbose)."""
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = loggable(self.format(record))
-        except Exception:  # noqa: BLE001 - logging's own convention
-            self.handleError(record)
-            return
-        if record.levelno >= logging.ERROR:
-            orthanc.LogError(message)
-        elif record.levelno >= logging.WARNING:
-            orthanc.LogWarning(message)
-        else:
-            orthanc.LogInfo(message)
+    class OrthancLogHandler(logging.Handler):
+        """Sends `logging` records to the Orthanc log at the matching level."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                message = loggable(self.format(record))
+            except Exception:  # noqa: BLE001 - logging's own convention
+                self.handleError(record)
+                return
+            if record.levelno >= logging.ERROR:
+                orthanc.LogError(message)
+            elif record.levelno >= logging.WARNING:
+                orthanc.LogWarning(message)
+            else:
+                orthanc.LogInfo(message)
+
+    handler = OrthancLogHandler()
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+class _LoggingLoader(importlib.machinery.SourceFileLoader):
+    """Loads `logging`, then gives its root logger the Orthanc handler."""
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        super().exec_module(module)
+        _install_log_handler()
+
+
+class _LoggingHook:
+    """Gives `logging` the Orthanc handler when the script first imports it, not
+    before: `logging` (with `re`, `traceback`, `string`...) costs 1.5 MiB (3.13) to
+    3.7 MiB (3.14) in each interpreter whose script never logs (perf/costs.py).
+    It stays in sys.meta_path once done: the import system (and ImportGuard) may be
+    iterating over that list when it is called."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if self.done or fullname != "logging":
+            return None
+        self.done = True
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _LoggingLoader(spec.loader.name, spec.loader.path)
+            return spec
+        # Not a plain source file (a zipped standard library): loaded now instead.
+        import logging  # noqa: F401 - the handler below needs it loaded
+
+        _install_log_handler()
+        return None
 
 
 def install_log_streams() -> None:
@@ -88,11 +132,10 @@ def install_log_streams() -> None:
     except OSError:  # no standard output (a daemon): the log instead
         sys.stdout = LogStream(orthanc.LogWarning)
     sys.stderr = LogStream(orthanc.LogError)
-    handler = OrthancLogHandler()
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    if "logging" in sys.modules:
+        _install_log_handler()
+    else:
+        sys.meta_path.insert(0, _LoggingHook())
 
 
 def prepare_paths(site_dirs: list[str], script_dir: str) -> None:
@@ -105,9 +148,14 @@ def prepare_paths(site_dirs: list[str], script_dir: str) -> None:
         sys.path.insert(0, script_dir)
 
 
-# CPython's message when an extension module refuses a sub-interpreter (the
-# check_multi_interp_extensions setting): numpy chains it, Pillow raises it.
-_REFUSAL = re.compile(r"module (\S+) does not support loading in subinterpreters")
+def _refused_module(message: str) -> str | None:
+    """The module that CPython's message says refuses a sub-interpreter (the
+    check_multi_interp_extensions setting: numpy chains it, Pillow raises it), or
+    None. `re` is imported here, when an import failed, not in every interpreter."""
+    import re
+
+    match = re.search(r"module (\S+) does not support loading in subinterpreters", message)
+    return match.group(1) if match else None
 
 
 class SubinterpreterImportError(ModuleNotFoundError):
@@ -271,7 +319,7 @@ class _GuardedExtensionLoader(importlib.machinery.ExtensionFileLoader):
         try:
             return super().create_module(spec)
         except ImportError as error:
-            if not _REFUSAL.search(str(error)):
+            if _refused_module(str(error)) is None:
                 raise
             if self._source is not None:
                 self._source_loader = importlib.machinery.SourceFileLoader(spec.name, self._source)
@@ -337,11 +385,15 @@ def warn_of_swallowed_refusals(script: str) -> None:
     )
 
 
-# CPython's message when an isolated sub-interpreter refuses os.fork, os.exec*
-# or subprocess (multiprocessing starts its workers with them).
-_PROCESS_REFUSAL = re.compile(
-    r"\b(fork|exec|subprocess) not supported for (?:isolated )?subinterpreters"
-)
+def _refused_process_call(message: str) -> str | None:
+    """What CPython's message says an isolated sub-interpreter refused: fork, exec or
+    subprocess (multiprocessing starts its workers with them); None otherwise."""
+    import re
+
+    match = re.search(
+        r"\b(fork|exec|subprocess) not supported for (?:isolated )?subinterpreters", message
+    )
+    return match.group(1) if match else None
 
 
 def subinterpreter_refusal(error: BaseException) -> str | None:
@@ -360,15 +412,12 @@ def subinterpreter_refusal(error: BaseException) -> str | None:
         if isinstance(current, SubinterpreterImportError):
             module = _top_level(current.name or "") or str(current)
         elif isinstance(current, ImportError):
-            match = _REFUSAL.search(str(current))
-            module = _top_level(current.name or match.group(1)) if match else None
+            refused = _refused_module(str(current))
+            module = _top_level(current.name or refused) if refused else None
         elif isinstance(current, RuntimeError):
-            match = _PROCESS_REFUSAL.search(str(current))
-            if match:
-                return (
-                    f"uses {match.group(1)} (subprocess, multiprocessing), which "
-                    "sub-interpreters refuse"
-                )
+            call = _refused_process_call(str(current))
+            if call:
+                return f"uses {call} (subprocess, multiprocessing), which sub-interpreters refuse"
         if module:
             return f"imports {module}, which cannot load in a sub-interpreter"
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
@@ -425,25 +474,6 @@ def load_script(path: str) -> None:
         sys.modules.pop(name, None)
         raise
     warn_of_swallowed_refusals(path)
-
-
-def explain_load_failure(error: BaseException, interpreters: int) -> str:
-    """One line telling the user what to do about an exception raised by the script."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ImportError) and "subinterpreters" in str(current):
-            # "module numpy.core._multiarray_umath does not support loading in subinterpreters"
-            match = re.search(r"module (\S+) does not support", str(current))
-            module = current.name or (match.group(1) if match else str(current))
-            return (
-                f"the module {module} cannot be loaded in a sub-interpreter "
-                f'(PythonInterpreters is {interpreters}): set "PythonInterpreters": 1 '
-                "to run this script, or avoid that module"
-            )
-        current = current.__cause__ or current.__context__
-    return "fix the script (see the traceback above); Orthanc does not start with a failing script"
 
 
 def _script_threads() -> list[threading.Thread]:

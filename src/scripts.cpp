@@ -44,8 +44,7 @@ py::module_ bootstrap() {
 
 /// Runs `script` in the current interpreter `index` (GIL held), the bootstrap
 /// module `boot` already loaded there.
-void run_script(py::module_& boot, size_t index, const std::string& script, bool sub_interpreter,
-                const plugin_config& config) {
+void run_script(py::module_& boot, size_t index, const std::string& script, bool sub_interpreter) {
     try {
         boot.attr("load_script")(script);
     } catch (const py::error_already_set& error) {
@@ -64,13 +63,12 @@ void run_script(py::module_& boot, size_t index, const std::string& script, bool
                     "set \"PythonInterpreters\": 1)");
             }
         }
-        const std::string advice =
-            loggable_text(boot.attr("explain_load_failure")(error.value(), config.interpreters));
         boot.attr("flush_log_streams")();
         throw script_error("Python: the script " + script +
                            " raised an exception while loading in interpreter " +
                            std::to_string(index) + ":\n" + traceback +
-                           "\nPython: Orthanc does not start: " + advice);
+                           "\nPython: Orthanc does not start: fix the script (see the "
+                           "traceback above)");
     }
 }
 
@@ -103,8 +101,7 @@ void prepare_interpreter(size_t index, const python_environment& env, const plug
         for (auto script = scripts.rbegin(); script != scripts.rend(); ++script)
             boot.attr("prepare_paths")(env.site_dirs, fs::path(*script).parent_path().string());
         if (sub_interpreter) boot.attr("install_import_guard")();
-        for (const std::string& script : scripts)
-            run_script(boot, index, script, sub_interpreter, config);
+        for (const std::string& script : scripts) run_script(boot, index, script, sub_interpreter);
         boot.attr("flush_log_streams")();
     } catch (const py::error_already_set& error) {
         throw script_error("Python: cannot prepare interpreter " + std::to_string(index) + ":\n" +

@@ -359,6 +359,35 @@ def test_print_stderr_and_log_functions_reach_the_orthanc_log(orthanc: StartOrth
     assert sum(line.endswith("warning line") for line in lines) == 2
 
 
+LATE_LOGGING = """
+import sys
+import orthanc
+
+def Route(output, uri, **request):
+    loaded_before = 'logging' in sys.modules
+    from logging import getLogger  # first imported here, from a callback
+    getLogger('late').warning('late warning from %d', orthanc.GetInterpreterIndex())
+    getLogger('late').info('late info')
+    output.AnswerBuffer(str(loaded_before), 'text/plain')
+
+orthanc.RegisterRestCallback('/late-logging', Route)
+"""
+
+
+def test_logging_imported_first_by_a_callback_reaches_the_orthanc_log(
+    orthanc: StartOrthanc, interpreters: int
+) -> None:
+    # The Orthanc handler is given to `logging` when the script first imports it
+    # (it is not loaded before: it costs memory in every interpreter).
+    server = orthanc(LATE_LOGGING, interpreters=interpreters)
+    answers = {server.get("/late-logging").text for _ in range(2 * interpreters)}
+    assert "False" in answers
+    lines = server.log().splitlines()
+    warnings = [line for line in lines if "late: late warning from" in line]
+    assert warnings and {line[0] for line in warnings} == {"W"}
+    assert {line[0] for line in lines if line.endswith("late: late info")} == {"I"}
+
+
 def test_routes_cannot_be_registered_after_start(orthanc: StartOrthanc) -> None:
     script = """
     import orthanc
