@@ -120,6 +120,7 @@ void interpreter_pool::initialize(const pool_options& options,
                                   const std::function<void(size_t)>& prepare,
                                   const std::function<bool(size_t)>& discard) {
     if (main_tstate_ != nullptr) throw std::logic_error("the interpreter pool is started once");
+    owner_thread_ = std::this_thread::get_id();
     size_ = options.interpreters < 1 ? 1 : options.interpreters;
     if (size_ > max_interpreters) throw std::invalid_argument("too many interpreters");
     // Counted from the start: registries size themselves on size() as the scripts load.
@@ -267,6 +268,10 @@ bool interpreter_pool::wait_for_zero(const std::atomic<int>& counter,
 
 bool interpreter_pool::finalize(const std::function<bool(size_t)>& before_end,
                                 std::chrono::steady_clock::time_point deadline) {
+    if (main_tstate_ != nullptr && std::this_thread::get_id() != owner_thread_)
+        throw std::logic_error(
+            "the interpreter pool must stop on the thread that started it (its interpreters' "
+            "first thread states belong to that thread)");
     running_.store(false, std::memory_order_seq_cst);
     if (main_tstate_ == nullptr) return true;  // Python never started
 

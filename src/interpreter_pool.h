@@ -101,7 +101,8 @@ public:
     /// 4. deletes cached thread states, ends the interpreters, finalizes.
     /// Whatever does not finish in time leaves the runtime running (logged)
     /// rather than hanging or aborting the process. Returns true when the runtime
-    /// was finalized (or never started), false when it is left running.
+    /// was finalized (or never started), false when it is left running. Throws
+    /// std::logic_error, changing nothing, on another thread than initialize()'s.
     bool finalize(const std::function<bool(size_t)>& before_end,
                   std::chrono::steady_clock::time_point deadline);
 
@@ -184,6 +185,7 @@ private:
     std::atomic<bool> sdk_open_{true};
     std::atomic<int> sdk_calls_{0};
     std::thread::id finalizing_thread_;
+    std::thread::id owner_thread_;  ///< initialize()'s, where finalize() must run
 };
 
 /// Attaches the calling thread to one interpreter and takes its GIL for the

@@ -390,6 +390,23 @@ void stop_during_sdk_call() {
     std::printf("stop waited for the SDK call\n");
 }
 
+/// finalize() on another thread than initialize()'s is refused and changes
+/// nothing; on the right thread it then stops everything.
+void stop_on_the_wrong_thread() {
+    start(2);
+    std::thread([] {
+        try {
+            pool().finalize([](size_t) { return true; }, in_seconds(10));
+            expect(false, "refused on another thread");
+        } catch (const std::logic_error&) {
+        }
+    }).join();
+    expect(pool().running(), "still running");
+    on_thread_in(1, [](size_t) { expect(marker() == 1, "still serving"); });
+    stop();
+    std::printf("stop on the wrong thread refused\n");
+}
+
 /// Orthanc's /tools/reset (stop, start) then a pybind11-bound class, on the
 /// thread that stopped and started the runtime (prepare() runs there): the
 /// runtime is finalized with Py_FinalizeEx, and pybind11 must find its
@@ -465,6 +482,7 @@ int main(int argc, char** argv) {
         {"many-threads", many_threads},
         {"stop-during-sdk-call", stop_during_sdk_call},
         {"reset-then-pybind11-class", reset_then_pybind11_class},
+        {"stop-on-the-wrong-thread", stop_on_the_wrong_thread},
     };
     unsigned cpu_count = 0;
     const bool is_config = argc >= 2 && std::strcmp(argv[1], "config") == 0;

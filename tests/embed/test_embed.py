@@ -104,6 +104,13 @@ def test_stop_waits_for_an_sdk_call_in_progress(driver: Path) -> None:
     assert run(driver, "stop-during-sdk-call").splitlines() == ["stop waited for the SDK call"]
 
 
+def test_stop_on_another_thread_is_refused(driver: Path) -> None:
+    # Interpreters end on the thread that created them; a wrong call changes nothing.
+    assert run(driver, "stop-on-the-wrong-thread").splitlines() == [
+        "stop on the wrong thread refused"
+    ]
+
+
 def test_pybind11_class_after_a_reset(driver: Path) -> None:
     # The runtime is finalized with Py_FinalizeEx and started again (/tools/reset);
     # a pybind11 class then works on the thread that did it and on another.
