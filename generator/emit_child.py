@@ -31,13 +31,14 @@ import os as _os
 import sys as _sys
 from typing import Any as _Any
 
+# Defined next to this folder, so that the Orthanc process can unpickle it when a
+# pool sends it back.
+from orthanc_python_multi.multiprocessing_child import OutsideOrthancError
+
 
 class OrthancException(Exception):
     """An error reported by Orthanc; args are (error code: int, description: str)."""
 
-
-class OutsideOrthancError(RuntimeError):
-    """An Orthanc SDK function was called in a multiprocessing child process."""
 
 
 def _outside(name: str) -> _Any:

@@ -17,6 +17,8 @@ from generator.emit_pyi import emit_pyi
 from generator.model import Model, model_from_json
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
+# Where orthanc_python_multi.multiprocessing_child comes from.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "orthanc"
 
 
 @pytest.fixture(scope="module", params=sorted(SNAPSHOTS.glob("model-*.json")), ids=str)
@@ -28,7 +30,10 @@ def model(request: pytest.FixtureRequest) -> Model:
 def run_child(model: Model, folder: Path, code: str) -> subprocess.CompletedProcess[str]:
     """Runs `code` in a plain Python whose sys.path ends with the child module's folder."""
     (folder / "orthanc.py").write_text(emit_child(model), encoding="utf-8")
-    prelude = f"import sys\nsys.path.append({str(folder)!r})\nimport orthanc\n"
+    prelude = (
+        f"import sys\nsys.path[:0] = [{str(PACKAGE_ROOT)!r}]\nsys.path.append({str(folder)!r})\n"
+        "import orthanc\n"
+    )
     return subprocess.run(
         [sys.executable, "-I", "-c", prelude + textwrap.dedent(code)],
         capture_output=True,
