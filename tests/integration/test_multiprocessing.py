@@ -153,3 +153,29 @@ def test_sdk_call_in_a_child_raises_a_clear_error(
     assert answer.status_code == 200
     assert answer.text.startswith("OutsideOrthancError: orthanc.RestApiGet() runs only inside ")
     assert "not in a multiprocessing child process" in answer.text
+
+
+# A fork pool made in a callback: the script loaded without forking, so it runs in
+# the sub-interpreters, which cannot fork.
+FORK_POOL_IN_CALLBACK = """
+import multiprocessing
+import orthanc
+
+def Compute(value):
+    return value * 2
+
+def Route(output, uri, **request):
+    with multiprocessing.get_context('fork').Pool(1) as pool:
+        output.AnswerBuffer(str(pool.map(Compute, [1, 2])), 'text/plain')
+
+orthanc.RegisterRestCallback('/compute', Route)
+"""
+
+
+def test_fork_pool_made_in_a_sub_interpreter_callback_fails_the_request(
+    orthanc: StartOrthanc,
+) -> None:
+    server = orthanc(FORK_POOL_IN_CALLBACK, interpreters=2)
+    answer = server.get("/compute", timeout=30)
+    assert answer.status_code == 500
+    assert "RuntimeError: fork not supported for isolated subinterpreters" in server.log()
