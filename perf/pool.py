@@ -7,7 +7,7 @@ a `multiprocessing` pool of 2 made at module level (`multiprocessing.Pool(2)`, t
 start method of the CPython, or `--method`). One client sends requests one after
 the other, alternating the routes for ROUNDS rounds of SECONDS each; the rate is
 function calls per second, median of the rounds. Goal on 2 cores: the pool route
-at >= 1.7x the serial one. Results: perf/results/<environment>/pool.json and a
+at >= 1.7x the serial one. Results: perf/results/<environment>/pool-<method>.json and a
 line on standard output, with the 1-minute load average before and after.
 
     .venv/bin/python perf/pool.py [--method spawn|forkserver|fork] [--rounds 3]
@@ -116,7 +116,9 @@ def main() -> int:
     }
     folder = RESULTS / environment_name(os_release())
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pool.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (folder / f"pool-{method}.json").write_text(
+        json.dumps(result, indent=2) + "\n", encoding="utf-8"
+    )
     print(
         f"pool ({method}, 2 processes): {pool:.1f} calls/s; serial: {serial:.1f} calls/s; "
         f"{pool / serial:.2f}x (goal >= 1.7x); load average {load_before:.2f} before, "
