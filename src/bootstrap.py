@@ -466,7 +466,12 @@ def _reduce_script_function(obj: object) -> object:
         and getattr(sys.modules.get(module), "orthanc", None) is not orthanc
     ):
         return NotImplemented
-    if "<locals>" in obj.__qualname__:
+    # As pickle does by name: the function must be what its module has under its name
+    # (not a lambda, not a function made in a function).
+    found: object = sys.modules.get(module)
+    for part in obj.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if found is not obj:
         return NotImplemented
     from orthanc_python_multi.multiprocessing_child import function_from_script
 

@@ -71,7 +71,7 @@ def _unimportable(module: str, qualname: str, cause: str) -> Callable[..., Any]:
     def call(*args: object, **kwargs: object) -> Any:
         raise ScriptImportError(
             f"{module}.{qualname} cannot run in multiprocessing child process {os.getpid()}: "
-            f"importing {module} there failed:\n{cause}"
+            f"the child could not get it by importing {module}:\n{cause}"
         )
 
     return call
@@ -80,13 +80,14 @@ def _unimportable(module: str, qualname: str, cause: str) -> Callable[..., Any]:
 def function_from_script(module: str, qualname: str) -> Callable[..., Any]:
     """The function `qualname` of `module`, imported if needed; a function raising
     ScriptImportError when that import fails."""
-    if module not in sys.modules:
-        try:
+    try:
+        if module not in sys.modules:
             with _pools_of_the_parent():
                 importlib.import_module(module)
-        except BaseException:  # noqa: BLE001 - SystemExit too: the child must answer
-            return _unimportable(module, qualname, traceback.format_exc())
-    value: Any = sys.modules[module]
-    for part in qualname.split("."):
-        value = getattr(value, part)
+        value: Any = sys.modules[module]
+        # A function the script defines only inside Orthanc is missing here.
+        for part in qualname.split("."):
+            value = getattr(value, part)
+    except BaseException:  # noqa: BLE001 - SystemExit too: the child must answer
+        return _unimportable(module, qualname, traceback.format_exc())
     return value  # type: ignore[no-any-return]

@@ -115,8 +115,45 @@ def test_child_that_cannot_import_the_script_fails_the_request(
         assert answer.status_code == 500
     log = server.log()
     assert "ScriptImportError: plugin_script.Compute cannot run in multiprocessing child" in log
-    assert "importing plugin_script there failed" in log
+    assert "the child could not get it by importing plugin_script" in log
     assert "orthanc.GetConfiguration() runs only inside Orthanc" in log
+
+
+# Functions the children cannot find by name: one the script defines only inside
+# Orthanc, and a lambda (which pickle refuses in the Orthanc process, as in plain Python).
+NOT_FOUND_IN_CHILD = """
+import multiprocessing
+import orthanc
+
+if orthanc.GetInterpreterIndex() >= 0:
+    def Compute(value):
+        return value * 2
+
+POOL = CONTEXT.Pool(1)
+
+def Route(output, uri, **request):
+    function = Compute if request['get'].get('which') == 'defined' else (lambda value: value)
+    output.AnswerBuffer(str(POOL.map(function, [1, 2, 3])), 'text/plain')
+
+def OnChange(changeType, level, resource):
+    if changeType == orthanc.ChangeType.ORTHANC_STOPPED:
+        POOL.terminate()
+
+orthanc.RegisterRestCallback('/compute', Route)
+orthanc.RegisterOnChangeCallback(OnChange)
+"""
+
+
+def test_functions_that_children_cannot_find_fail_the_request(orthanc: StartOrthanc) -> None:
+    server = orthanc(pool_script("spawn", NOT_FOUND_IN_CHILD))
+    assert server.get("/compute?which=defined", timeout=30).status_code == 500
+    assert "AttributeError: module 'plugin_script' has no attribute 'Compute'" in server.log()
+    assert server.get("/compute?which=lambda", timeout=30).status_code == 500
+    # 3.13: "Can't get local object 'Route.<locals>.<lambda>'"; 3.14: "Can't pickle ...".
+    assert any(
+        "local object" in line and "Route.<locals>.<lambda>" in line
+        for line in server.log().splitlines()
+    )
 
 
 # The pool's function calls the SDK: in a child process it gets the clear error.
