@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from .emit_child import emit_child
 from .emit_cpp import emit_cpp, emit_handwritten_header
 from .emit_pyi import emit_pyi
 from .manifest import load_manifest
@@ -37,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--from-model", type=Path, help="a model saved by --dump-model")
     parser.add_argument("--manifest", type=Path, help="default: generator/manifest.toml")
     parser.add_argument("--dump-model", type=Path, help="write the model as sorted JSON")
-    parser.add_argument("--out-dir", type=Path, help="write the C++ sources and orthanc.pyi")
+    parser.add_argument(
+        "--out-dir", type=Path, help="write the C++ sources, orthanc.pyi, child/orthanc.py"
+    )
     args = parser.parse_args(argv)
 
     if args.header:
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         _write_if_changed(args.out_dir / "orthanc_sdk.cpp", emit_cpp(model))
         _write_if_changed(args.out_dir / "orthanc_handwritten.h", emit_handwritten_header(model))
         _write_if_changed(args.out_dir / "orthanc.pyi", emit_pyi(model))
+        (args.out_dir / "child").mkdir(exist_ok=True)
+        _write_if_changed(args.out_dir / "child" / "orthanc.py", emit_child(model))
     print(coverage_report(model))
     return 0
 

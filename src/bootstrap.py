@@ -146,6 +146,26 @@ def prepare_paths(site_dirs: list[str], script_dir: str) -> None:
         site.addsitedir(folder)
     if script_dir not in sys.path:
         sys.path.insert(0, script_dir)
+    add_child_module_folder()
+
+
+# The folder of the `orthanc` module of multiprocessing children, in this package.
+_CHILD_FOLDER = ("orthanc_python_multi", "child")
+
+
+def add_child_module_folder() -> None:
+    """Appends the folder of the `orthanc` module of multiprocessing children to
+    sys.path. Here the built-in `orthanc` module is found first (BuiltinImporter
+    precedes the path); a child process started by spawn or forkserver gets this
+    sys.path and, importing the script again, finds that file (docs/migration.md)."""
+    import os
+
+    for entry in list(sys.path):
+        folder = os.path.join(entry, *_CHILD_FOLDER)
+        if os.path.isfile(os.path.join(folder, "orthanc.py")):
+            if folder not in sys.path:
+                sys.path.append(folder)
+            return
 
 
 def _refused_module(message: str) -> str | None:
@@ -468,12 +488,56 @@ def load_script(path: str) -> None:
         raise ImportError(f"cannot load {path} as a Python module", path=path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    _script_modules.add(name)
     try:
         spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
     warn_of_swallowed_refusals(path)
+    if "multiprocessing" in sys.modules:
+        pickle_script_functions_for_children()
+
+
+# The module names of the scripts this interpreter loaded.
+_script_modules: set[str] = set()
+
+
+def _reduce_script_function(obj: object) -> object:
+    """ForkingPickler.reducer_override: a function of the script, or of a module that
+    imports `orthanc`, becomes a call of function_from_script in the child process
+    (see orthanc_python_multi.multiprocessing_child); anything else pickles as usual."""
+    if type(obj) is not types.FunctionType:
+        return NotImplemented
+    module = obj.__module__
+    if (
+        module not in _script_modules
+        and getattr(sys.modules.get(module), "orthanc", None) is not orthanc
+    ):
+        return NotImplemented
+    # As pickle does by name: the function must be what its module has under its name
+    # (not a lambda, not a function made in a function).
+    found: object = sys.modules.get(module)
+    for part in obj.__qualname__.split("."):
+        found = getattr(found, part, None)
+    if found is not obj:
+        return NotImplemented
+    from orthanc_python_multi.multiprocessing_child import function_from_script
+
+    return function_from_script, (module, obj.__qualname__)
+
+
+def pickle_script_functions_for_children() -> None:
+    """After the script imported multiprocessing: a child process that cannot import
+    the script (spawn, forkserver) makes the pool's task fail with the cause instead
+    of dying, which would leave the request waiting forever."""
+    try:
+        from multiprocessing.reduction import ForkingPickler
+
+        import orthanc_python_multi.multiprocessing_child  # noqa: F401 - installed with the plugin
+    except ImportError:
+        return
+    ForkingPickler.reducer_override = staticmethod(_reduce_script_function)  # type: ignore[assignment]
 
 
 def _script_threads() -> list[threading.Thread]:
