@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import io
+import logging
 import sys
 import threading
 import time
@@ -56,67 +57,21 @@ class LogStream:
         return "utf-8"
 
 
-def _install_log_handler() -> None:
-    """The root logger's records go to the Orthanc log at their level (INFO and
-    above; Orthanc shows INFO with --verbose)."""
-    import logging
+class OrthancLogHandler(logging.Handler):
+    """Sends `logging` records to the Orthanc log at the matching level."""
 
-    class OrthancLogHandler(logging.Handler):
-        """Sends `logging` records to the Orthanc log at the matching level."""
-
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                message = loggable(self.format(record))
-            except Exception:  # noqa: BLE001 - logging's own convention
-                self.handleError(record)
-                return
-            if record.levelno >= logging.ERROR:
-                orthanc.LogError(message)
-            elif record.levelno >= logging.WARNING:
-                orthanc.LogWarning(message)
-            else:
-                orthanc.LogInfo(message)
-
-    handler = OrthancLogHandler()
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
-class _LoggingLoader(importlib.machinery.SourceFileLoader):
-    """Loads `logging`, then gives its root logger the Orthanc handler."""
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        super().exec_module(module)
-        _install_log_handler()
-
-
-class _LoggingHook:
-    """Gives `logging` the Orthanc handler when the script first imports it, not
-    before: `logging` (with `re`, `traceback`, `string`...) costs 1.5 MiB (3.13) to
-    3.7 MiB (3.14) in each interpreter whose script never logs (perf/costs.py).
-    It stays in sys.meta_path once done: the import system (and ImportGuard) may be
-    iterating over that list when it is called."""
-
-    def __init__(self) -> None:
-        self.done = False
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if self.done or fullname != "logging":
-            return None
-        self.done = True
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
-            spec.loader = _LoggingLoader(spec.loader.name, spec.loader.path)
-            return spec
-        # Not a plain source file (a zipped standard library): loaded now instead.
-        import logging  # noqa: F401 - the handler below needs it loaded
-
-        _install_log_handler()
-        return None
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = loggable(self.format(record))
+        except Exception:  # noqa: BLE001 - logging's own convention
+            self.handleError(record)
+            return
+        if record.levelno >= logging.ERROR:
+            orthanc.LogError(message)
+        elif record.levelno >= logging.WARNING:
+            orthanc.LogWarning(message)
+        else:
+            orthanc.LogInfo(message)
 
 
 def install_log_streams() -> None:
@@ -132,10 +87,14 @@ def install_log_streams() -> None:
     except OSError:  # no standard output (a daemon): the log instead
         sys.stdout = LogStream(orthanc.LogWarning)
     sys.stderr = LogStream(orthanc.LogError)
-    if "logging" in sys.modules:
-        _install_log_handler()
-    else:
-        sys.meta_path.insert(0, _LoggingHook())
+    # Loaded here, on Orthanc's main thread, not lazily when the script first logs:
+    # on 3.14 importing logging from an Orthanc HTTP thread (small stack) failed with
+    # "MemoryError: Parser stack overflowed" (measured in forky).
+    handler = OrthancLogHandler()
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def prepare_paths(site_dirs: list[str], script_dir: str) -> None:

@@ -154,7 +154,10 @@ Result dispatch_to(callback_list_of<Entry>* list, dispatch_policy policy, const 
 template <typename Result, typename Entry, typename Body>
 Result dispatch(const family<Result, Entry>& f, const char* what, Body&& body) {
     plugin_state* current = current_state();
-    return dispatch_to(current ? current->families.find(f) : nullptr, f.policy, what, f.on_error,
+    // Refused until the pool runs: the scripts are still adding families to the
+    // registry, which is read without a lock only once they are done.
+    if (current == nullptr || !current->pool.running()) return f.on_error;
+    return dispatch_to(current->families.find(f), f.policy, what, f.on_error,
                        std::forward<Body>(body));
 }
 

@@ -136,7 +136,8 @@ using callback_list = callback_list_of<py::object>;
 /// Every registration of one run of the plugin.
 ///
 /// - Families and routes are added while the scripts load (Orthanc's main thread);
-///   afterwards they are only looked up, from any thread, without a lock.
+///   afterwards they are only looked up, from any thread, without a lock (dispatch
+///   looks nothing up before the pool runs).
 /// - clear(i) must run for every interpreter i (its GIL held) before the registry
 ///   is destroyed: the entries are Python objects.
 class family_registry : no_copy {

@@ -60,7 +60,9 @@ using route_entries = std::vector<route_handlers>;
 template <typename What, typename Body>
 OrthancPluginErrorCode dispatch_route(size_t id, const What& what, Body&& body) {
     plugin_state* current = current_state();
-    route* r = current ? &static_cast<route&>(current->families.route(id)) : nullptr;
+    // As dispatch(): the routes are read without a lock once the pool runs.
+    if (current == nullptr || !current->pool.running()) return OrthancPluginErrorCode_Plugin;
+    route* r = &static_cast<route&>(current->families.route(id));
     return dispatch_to(
         r, dispatch_policy::least_loaded, what, OrthancPluginErrorCode_Plugin,
         [&](const route_entries& entries, size_t) { return body(*r, entries.back()); });
