@@ -71,17 +71,25 @@ interpreter_pool& pool() {
     return *current_pool();
 }
 
-/// Starts `count` isolated sub-interpreters; each defines `marker` = its index.
-void start(size_t count) {
+/// Starts a new pool of `count` interpreters (and the main one alongside when
+/// `main_alongside`), running `prepare` and `discard` as the plugin's scripts do.
+void start_pool(
+    size_t count, const std::function<void(size_t)>& prepare,
+    const std::function<bool(size_t)>& discard = [](size_t) { return true; },
+    bool main_alongside = false) {
     opm::pool_options options;
     options.interpreters = static_cast<unsigned>(count);
+    options.main_alongside = main_alongside;
     options.home = ORTHANC_PYTHON_MULTI_HOME;
     current_pool() = std::make_unique<interpreter_pool>();
-    pool().initialize(
-        // As the plugin's warm-up does: on 3.13.0, datetime first imported in a
-        // sub-interpreter crashes when that interpreter ends (gh-136421).
-        options, [] { py::exec("import datetime, json"); },
-        [](size_t index) { py::globals()["marker"] = index; }, [](size_t) { return true; });
+    // As the plugin's warm-up does: on 3.13.0, datetime first imported in a
+    // sub-interpreter crashes when that interpreter ends (gh-136421).
+    pool().initialize(options, [] { py::exec("import datetime, json"); }, prepare, discard);
+}
+
+/// Starts `count` isolated sub-interpreters; each defines `marker` = its index.
+void start(size_t count) {
+    start_pool(count, [](size_t index) { py::globals()["marker"] = index; });
 }
 
 void stop() {
@@ -205,14 +213,9 @@ void restart_main() {
 
 /// PythonMainScript: the main interpreter as interpreter N beside N sub-interpreters.
 void main_alongside() {
-    opm::pool_options options;
-    options.interpreters = 2;
-    options.main_alongside = true;
-    options.home = ORTHANC_PYTHON_MULTI_HOME;
-    current_pool() = std::make_unique<interpreter_pool>();
-    pool().initialize(
-        options, [] { py::exec("import datetime, json"); },
-        [](size_t index) { py::globals()["marker"] = index; }, [](size_t) { return true; });
+    start_pool(
+        2, [](size_t index) { py::globals()["marker"] = index; }, [](size_t) { return true; },
+        true);
     expect(pool().size() == 3 && pool().script_interpreters() == 2, "3 interpreters, 2 scripts");
     expect(pool().is_main(2) && pool().is_main_alongside(2) && !pool().is_main(0), "main is 2");
     for (size_t index = 0; index < 3; ++index)
@@ -224,13 +227,9 @@ void main_alongside() {
 /// A script that needs the main interpreter (sub-interpreter 1 refuses it): the
 /// sub-interpreters created so far are discarded and ended, the main one serves.
 void fall_back() {
-    opm::pool_options options;
-    options.interpreters = 3;
-    options.home = ORTHANC_PYTHON_MULTI_HOME;
-    current_pool() = std::make_unique<interpreter_pool>();
     std::vector<size_t> discarded;
-    pool().initialize(
-        options, [] { py::exec("import datetime, json"); },
+    start_pool(
+        3,
         [](size_t index) {
             if (index == 1) throw opm::needs_main_interpreter("sub-interpreter 1 refuses it");
             py::globals()["marker"] = 10 + index;  // 10, then 10 again in the main one
@@ -249,17 +248,10 @@ void fall_back() {
 /// A script that fails to load in sub-interpreter 1: initialize() throws, the
 /// caller stops what was started, and a new start works.
 void prepare_error() {
-    opm::pool_options options;
-    options.interpreters = 2;
-    options.home = ORTHANC_PYTHON_MULTI_HOME;
-    current_pool() = std::make_unique<interpreter_pool>();
     try {
-        pool().initialize(
-            options, [] { py::exec("import datetime, json"); },
-            [](size_t index) {
-                if (index == 1) throw std::runtime_error("the script raised");
-            },
-            [](size_t) { return true; });
+        start_pool(2, [](size_t index) {
+            if (index == 1) throw std::runtime_error("the script raised");
+        });
         expect(false, "initialize() throws");
     } catch (const std::runtime_error& error) {
         expect(std::string(error.what()) == "the script raised", "the script's error");
@@ -413,18 +405,11 @@ void stop_on_the_wrong_thread() {
 /// per-interpreter internals anew.
 void reset_then_pybind11_class() {
     for (size_t count : {2, 1, 2}) {
-        opm::pool_options options;
-        options.interpreters = static_cast<unsigned>(count);
-        options.home = ORTHANC_PYTHON_MULTI_HOME;
-        current_pool() = std::make_unique<interpreter_pool>();
-        pool().initialize(
-            options, [] { py::exec("import datetime, json"); },
-            [](size_t index) {
-                py::object counter = py::module_::import("opm_probe").attr("Counter")();
-                counter.attr("add")(index + 1);
-                expect(counter.attr("total")().cast<size_t>() == index + 1, "the class works");
-            },
-            [](size_t) { return true; });
+        start_pool(count, [](size_t index) {
+            py::object counter = py::module_::import("opm_probe").attr("Counter")();
+            counter.attr("add")(index + 1);
+            expect(counter.attr("total")().cast<size_t>() == index + 1, "the class works");
+        });
         on_thread_in(0, [](size_t) {
             py::object counter = py::module_::import("opm_probe").attr("Counter")();
             counter.attr("add")(5);
