@@ -55,5 +55,5 @@ exec unshare --mount --propagation private bash -c '
   # A clean environment: the Python and pip settings of this machine are not the root ones.
   exec chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 CI="${CI:-}" PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 \
-    OPM_ENVIRONMENT=forky OPM_SDK_HEADERS="$headers" bash -c '"'"'cd "$0" && exec "$@"'"'"' "$copy" "$@"
+    OPM_ENVIRONMENT=forky OPM_SDK_HEADERS="$headers" OPM_TEST_PORTS="${OPM_TEST_PORTS:-}" bash -c '"'"'cd "$0" && exec "$@"'"'"' "$copy" "$@"
 ' in-forky "$root" "$copy" "$inner_list" "$@"
