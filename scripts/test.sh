@@ -45,7 +45,7 @@ fi
 # suites together take little more than the longer one alone. The lint runs in the
 # first environment only (its tools and sources are the same in every environment).
 results=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$results"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$results"' EXIT
 count=$(wc -w <<< "$environments")
 index=0
 for environment in $environments; do
