@@ -217,7 +217,8 @@ def emit_handwritten_header(model: Model) -> str:
     for entry in model.handwritten:
         if entry.registers:
             continue  # the generated module defines it
-        lines.append(f"/// {entry.owner + '.' if entry.owner else ''}{entry.py_name}{entry.signature}")
+        owner = f"{entry.owner}." if entry.owner else ""
+        lines.append(f"/// {owner}{entry.py_name}{entry.signature}")
         if entry.owner:
             target = f"py::class_<handle<{classes[entry.owner]}>>& cls"
         else:
