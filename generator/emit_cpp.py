@@ -197,20 +197,11 @@ def emit_handwritten_header(model: Model) -> str:
         HEADER.format(version=model.sdk_version),
         "#pragma once",
         "",
+        '#include "binding_text.h"',
         '#include "handles.h"',
         '#include "registry.h"',
         "",
         "namespace opm {",
-        "",
-    ]
-    lines += [
-        "/// The Python name and docstring of a hand-written binding, as",
-        "/// generator/manifest.toml gives them (also for the stubs): the binder",
-        "/// defines `text.name` with `text.doc`.",
-        "struct binding_text {",
-        "    const char* name;",
-        "    const char* doc;",
-        "};",
         "",
     ]
     registrations = [_declare_registration(e) for e in model.handwritten if e.registers]
@@ -226,12 +217,13 @@ def emit_handwritten_header(model: Model) -> str:
     for entry in model.handwritten:
         if entry.registers:
             continue  # the generated module defines it
-        lines.append(f"/// {entry.py_name}")
+        owner = f"{entry.owner}." if entry.owner else ""
+        lines.append(f"/// {owner}{entry.py_name}{entry.signature}")
         if entry.owner:
             target = f"py::class_<handle<{classes[entry.owner]}>>& cls"
         else:
             target = "py::module_& m"
-        lines.append(f"void {entry.binder}({target}, const binding_text& text);")
+        lines.append(f"void {entry.binder}({target}, const {text_type(entry)}& text);")
     lines += [
         "",
         "/// Adds every generated and hand-written binding to the module.",
@@ -243,13 +235,25 @@ def emit_handwritten_header(model: Model) -> str:
     return "\n".join(lines)
 
 
+def text_type(entry: Handwritten) -> str:
+    """The binding_text (src/binding_text.h) of an entry: its keyword counts."""
+    required, optional = entry.keywords()
+    return f"binding_text<{len(required)}{f', {len(optional)}' if optional else ''}>"
+
+
+def _text(entry: Handwritten) -> str:
+    """The binding_text of an entry, as a braced initializer."""
+    names = ["{" + ", ".join(f'"{name}"' for name in group) + "}" for group in entry.keywords()]
+    return f'{{"{entry.py_name}", {_cpp_string(entry.doc)}, {", ".join(names)}}}'
+
+
 def _call_binder(entry: Handwritten) -> str:
     target = f"cls_{entry.owner}" if entry.owner else "m_module"
-    text = f'{{"{entry.py_name}", {_cpp_string(entry.doc)}}}'
+    text = _text(entry)
     if entry.registers:
         callbacks, trampoline = entry.registers
         return (
-            f'    def_registration({target}, {text}, {callbacks}, "{entry.registration_arg()}", '
+            f"    def_registration({target}, {text}, {callbacks}, "
             f"{entry.covers[0]}, {trampoline});\n"
         )
     return f"    {entry.binder}({target}, {text});\n"

@@ -30,19 +30,25 @@ class Handwritten:
     # module defines the Python function; there is no binder.
     registers: tuple[str, ...] = ()
 
-    def parameters(self) -> list[str]:
-        """The Python names of the signature's parameters: ["callback"] for
-        "(callback: ...) -> None"."""
+    def keywords(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The keyword names of the binding's parameters, `self` aside: those
+        without a default, then those whose default is None. Raises ValueError for
+        any other default or for *args, **kwargs and keyword-only parameters,
+        which the C++ side (binding_text in src/binding_text.h) cannot express."""
         function = ast.parse(f"def f{self.signature}: ...").body[0]
         assert isinstance(function, ast.FunctionDef)
         arguments = function.args
-        every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
-        every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
-        return [argument.arg for argument in every]
-
-    def registration_arg(self) -> str:
-        """The Python name of the one parameter of a `registers` entry."""
-        return self.parameters()[0]
+        if arguments.posonlyargs or arguments.vararg or arguments.kwonlyargs or arguments.kwarg:
+            raise ValueError(f"{self.py_name}: only plain parameters, not {self.signature}")
+        if not all(isinstance(d, ast.Constant) and d.value is None for d in arguments.defaults):
+            raise ValueError(f"{self.py_name}: a default can only be None, in {self.signature}")
+        names = [argument.arg for argument in arguments.args]
+        if self.owner:
+            if not names or names[0] != "self":
+                raise ValueError(f"{self.py_name}: a method's first parameter is self")
+            names = names[1:]
+        required = len(names) - len(arguments.defaults)
+        return tuple(names[:required]), tuple(names[required:])
 
 
 @dataclass(frozen=True)
@@ -140,22 +146,27 @@ def _applies(entry: Handwritten, manifest: Manifest, header_version: Version) ->
 
 
 def _check_entry(path: Path, entry: Handwritten) -> None:
-    """Names written into generated C++ as identifiers must be identifiers, and an
+    """Names written into generated C++ (as identifiers, or keyword names) must be
+    identifiers, a signature has only what a binder can take (binding_text), and an
     entry has a binder or `registers` (its callback list and trampoline), not both."""
     if entry.binder and entry.registers:
         raise ValueError(f"{path}: {entry.py_name} has both a binder and `registers`")
     if not entry.binder and not entry.registers:
         raise ValueError(f"{path}: {entry.py_name} needs a binder or `registers`")
+    try:
+        required, optional = entry.keywords()
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     names = [entry.py_name, *([entry.binder] if entry.binder else entry.registers)]
+    names += [*required, *optional]  # written into C++ string literals
     if entry.registers:
         if len(entry.registers) != 2 or not entry.covers or entry.owner:
             raise ValueError(
                 f"{path}: {entry.py_name}: `registers` is [list, trampoline], for a module "
                 "function whose first `covers` is the SDK registration function"
             )
-        if len(entry.parameters()) != 1:
+        if len(required) != 1 or optional:
             raise ValueError(f"{path}: {entry.py_name}: `registers` takes one callable")
-        names.append(entry.registration_arg())
     if not all(name.isidentifier() for name in names):
         raise ValueError(f"{path}: not an identifier among {names!r} ({entry.py_name})")
 

@@ -182,29 +182,26 @@ size_t add_registration(const family<Result, Entry>& f, const char* function,
     return index;
 }
 
-/// Defines the registration function text.name(arg), which adds its one
+/// Defines the registration function text.name(callback), which adds its one
 /// callable to family `f`; the family's first registration also runs
 /// `register_with_orthanc` (a lambda that registers the C callback).
 template <typename Result, typename Register>
-void def_registration(py::module_& m, const binding_text& text, const family<Result>& f,
-                      const char* arg, Register register_with_orthanc) {
-    const char* name = text.name;  // a string literal of the generated code
-    m.def(
-        name,
-        [&f, name, register_with_orthanc](py::function callback) {
-            add_registration(f, name, py::object(std::move(callback)), register_with_orthanc);
-        },
-        py::arg(arg), text.doc);
+void def_registration(py::module_& m, const binding_text<1>& text, const family<Result>& f,
+                      Register register_with_orthanc) {
+    // text.name is a string literal of the generated code.
+    text.def(m, [&f, name = text.name, register_with_orthanc](py::function callback) {
+        add_registration(f, name, py::object(std::move(callback)), register_with_orthanc);
+    });
 }
 
 /// The same for a family registered with Orthanc by one SDK call,
 /// `sdk_register(context, trampoline)`. The generated module calls it for the
 /// registrations that generator/manifest.toml describes with `registers`.
 template <typename Family, typename Result, typename Trampoline>
-void def_registration(py::module_& m, const binding_text& text, const Family& f, const char* arg,
+void def_registration(py::module_& m, const binding_text<1>& text, const Family& f,
                       Result (*sdk_register)(OrthancPluginContext*, Trampoline),
                       Trampoline trampoline) {
-    def_registration(m, text, f, arg, [sdk_register, trampoline] {
+    def_registration(m, text, f, [sdk_register, trampoline] {
         if constexpr (std::is_void_v<Result>) {
             sdk_register(context(), trampoline);
         } else {

@@ -112,18 +112,14 @@ void register_move() {
 
 /// Defines text.name(create, getMoveSize, applyMove, freeMove), which adds a C-MOVE
 /// driver to family `f`; its first registration runs `register_with_orthanc`.
-void def_move_driver(py::module_& m, const binding_text& text,
+void def_move_driver(py::module_& m, const binding_text<4>& text,
                      const family<void*, move_callbacks>& f, void (*register_with_orthanc)()) {
-    m.def(
-        text.name,
-        [&f, name = text.name, register_with_orthanc](
-            py::function create, py::function get_move_size, py::function apply_move,
-            py::function free_move) {
-            add_registration(f, name, {create, get_move_size, apply_move, free_move},
-                             register_with_orthanc);
-        },
-        py::arg("create"), py::arg("getMoveSize"), py::arg("applyMove"), py::arg("freeMove"),
-        text.doc);
+    text.def(m, [&f, name = text.name, register_with_orthanc](
+                    py::function create, py::function get_move_size, py::function apply_move,
+                    py::function free_move) {
+        add_registration(f, name, {create, get_move_size, apply_move, free_move},
+                         register_with_orthanc);
+    });
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
@@ -146,23 +142,20 @@ void* on_move3(OrthancPluginResourceType level, const char* patient_id,
 
 }  // namespace
 
-void bind_register_move_callback(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function callback) {
-            add_registration(g_move, name, {callback, py::none(), py::none(), py::none()},
-                             register_move);
-        },
-        py::arg("callback"), text.doc);
+void bind_register_move_callback(py::module_& m, const binding_text<1>& text) {
+    text.def(m, [name = text.name](py::function callback) {
+        add_registration(g_move, name, {callback, py::none(), py::none(), py::none()},
+                         register_move);
+    });
 }
 
-void bind_register_move_callback2(py::module_& m, const binding_text& text) {
+void bind_register_move_callback2(py::module_& m, const binding_text<4>& text) {
     def_move_driver(m, text, g_move, register_move);
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
 
-void bind_register_move_callback3(py::module_& m, const binding_text& text) {
+void bind_register_move_callback3(py::module_& m, const binding_text<4>& text) {
     def_move_driver(m, text, g_move3, [] {
         check_sdk(OrthancPluginRegisterMoveCallback2(context(), on_move3, on_move_size,
                                                      on_move_apply, on_move_free));

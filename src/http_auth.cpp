@@ -77,21 +77,18 @@ OrthancPluginErrorCode on_authentication(
 
 }  // namespace
 
-void bind_register_http_authentication(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function callback) {
-            plugin_state& current = state();
-            const callback_list* list = current.families.find(g_authentication);
-            if (list != nullptr && list->registered_in(current.pool.current_index()))
-                raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
-                                        "RegisterHttpAuthentication: a callback is already "
-                                        "registered (Orthanc accepts one)");
-            add_registration(g_authentication, name, py::object(std::move(callback)), [] {
-                check_sdk(OrthancPluginRegisterHttpAuthentication(context(), on_authentication));
-            });
-        },
-        py::arg("callback"), text.doc);
+void bind_register_http_authentication(py::module_& m, const binding_text<1>& text) {
+    text.def(m, [name = text.name](py::function callback) {
+        plugin_state& current = state();
+        const callback_list* list = current.families.find(g_authentication);
+        if (list != nullptr && list->registered_in(current.pool.current_index()))
+            raise_orthanc_exception(OrthancPluginErrorCode_BadSequenceOfCalls,
+                                    "RegisterHttpAuthentication: a callback is already "
+                                    "registered (Orthanc accepts one)");
+        add_registration(g_authentication, name, py::object(std::move(callback)), [] {
+            check_sdk(OrthancPluginRegisterHttpAuthentication(context(), on_authentication));
+        });
+    });
 }
 
 #endif

@@ -161,10 +161,12 @@ void interpreter_pool::initialize(const pool_options& options,
     running_.store(true, std::memory_order_release);
 }
 
+interpreter_pool::slot interpreter_pool::main_slot() const {
+    return slot{PyThreadState_GetInterpreter(main_tstate_), main_tstate_};
+}
+
 void interpreter_pool::add_main_slot() {
-    slots_.emplace_back();
-    slots_.back().interp = PyThreadState_GetInterpreter(main_tstate_);
-    slots_.back().owner = main_tstate_;
+    slots_.push_back(main_slot());
 }
 
 void interpreter_pool::create_interpreters(const pool_options& options,
@@ -237,9 +239,7 @@ void interpreter_pool::fall_back_to_main(const std::function<bool(size_t)>& disc
     // the vector keeps its storage, and the pool is now the main interpreter alone.
     slots_.resize(1);
     main_alongside_ = false;
-    slots_[0].interp = PyThreadState_GetInterpreter(main_tstate_);
-    slots_[0].owner = main_tstate_;
-    slots_[0].ended = false;
+    slots_[0] = main_slot();
     size_ = 1;
     uses_main_ = true;
     // The counters of interpreter 0 were the first sub-interpreter's.

@@ -163,6 +163,8 @@ private:
     /// Ends the sub-interpreters whose threads `stopped` (no GIL held); false when
     /// one of them stays (a thread still runs in it).
     bool end_sub_interpreters(const std::vector<bool>& stopped);
+    /// The slot of the main interpreter (main_tstate_ set).
+    slot main_slot() const;
     /// Adds the main interpreter as the next slot.
     void add_main_slot();
     /// Ends sub-interpreter `i` (its GIL held through its owner thread state, which

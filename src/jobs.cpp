@@ -121,45 +121,38 @@ OrthancPluginJob* on_unserialize(const char* job_type, const char* serialized) {
     });
 }
 
-void bind_create_job(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [](py::object object, const std::string& job_type) {
-            if (!py::hasattr(object, "Step"))
-                throw py::type_error("a job needs a Step() method returning a JobStepStatus");
-            auto job = std::make_unique<python_job>();
-            job->index = state().pool.current_index();
-            job->object = std::move(object);
+void bind_create_job(py::module_& m, const binding_text<2>& text) {
+    text.def(m, [](py::object object, const std::string& job_type) {
+        if (!py::hasattr(object, "Step"))
+            throw py::type_error("a job needs a Step() method returning a JobStepStatus");
+        auto job = std::make_unique<python_job>();
+        job->index = state().pool.current_index();
+        job->object = std::move(object);
         // Not CreateJob2: with it, Orthanc 1.13.0 did not restore the saved jobs
         // after a restart (measured); CreateJob, deprecated, still does.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-            OrthancPluginJob* handle = OrthancPluginCreateJob(
-                context(), job.get(), job_finalize, job_type.c_str(), job_progress, job_content,
-                job_serialized, job_step, job_stop, job_reset);
+        OrthancPluginJob* handle = OrthancPluginCreateJob(
+            context(), job.get(), job_finalize, job_type.c_str(), job_progress, job_content,
+            job_serialized, job_step, job_stop, job_reset);
 #pragma GCC diagnostic pop
-            if (handle == nullptr) {
-                job->object = py::object();
-                raise_orthanc_exception(OrthancPluginErrorCode_InternalError,
-                                        "Orthanc created no job");
-            }
-            job.release();  // owned by the Orthanc job now: job_finalize deletes it
-            return new_owned(handle, "OrthancPluginCreateJob");
-        },
-        py::arg("job"), py::arg("jobType"), text.doc);
+        if (handle == nullptr) {
+            job->object = py::object();
+            raise_orthanc_exception(OrthancPluginErrorCode_InternalError, "Orthanc created no job");
+        }
+        job.release();  // owned by the Orthanc job now: job_finalize deletes it
+        return new_owned(handle, "OrthancPluginCreateJob");
+    });
 }
 
-void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls, const binding_text& text) {
-    cls.def(
-        text.name,
-        [](handle<OrthancPluginJob>& self, int priority) {
-            // Orthanc owns a submitted job: this object no longer frees it.
-            OrthancPluginJob* job = self.release();
-            return required_text(
-                without_gil([&] { return OrthancPluginSubmitJob(context(), job, priority); }),
-                OrthancPluginErrorCode_InternalError, "OrthancPluginSubmitJob returned no job ID");
-        },
-        py::arg("priority"), text.doc);
+void bind_job_submit_job(py::class_<handle<OrthancPluginJob>>& cls, const binding_text<1>& text) {
+    text.def(cls, [](handle<OrthancPluginJob>& self, int priority) {
+        // Orthanc owns a submitted job: this object no longer frees it.
+        OrthancPluginJob* job = self.release();
+        return required_text(
+            without_gil([&] { return OrthancPluginSubmitJob(context(), job, priority); }),
+            OrthancPluginErrorCode_InternalError, "OrthancPluginSubmitJob returned no job ID");
+    });
 }
 
 }  // namespace opm

@@ -92,9 +92,9 @@ void register_metrics() {
                                             interpreters_route_safe);
 }
 
-void bind_register_refresh_metrics_callback(py::module_& m, const binding_text& text) {
+void bind_register_refresh_metrics_callback(py::module_& m, const binding_text<1>& text) {
     // Called by on_refresh_metrics, registered with Orthanc by register_metrics().
-    def_registration(m, text, g_python_refresh, "callback", [] {});
+    def_registration(m, text, g_python_refresh, [] {});
 }
 
 }  // namespace opm

@@ -11,12 +11,12 @@
 
 namespace opm {
 
-void bind_get_interpreter_index(py::module_& m, const binding_text& text) {
-    m.def(text.name, [] { return state().pool.current_index(); }, text.doc);
+void bind_get_interpreter_index(py::module_& m, const binding_text<0>& text) {
+    text.def(m, [] { return state().pool.current_index(); });
 }
 
-void bind_get_interpreter_count(py::module_& m, const binding_text& text) {
-    m.def(text.name, [] { return state().pool.script_interpreters(); }, text.doc);
+void bind_get_interpreter_count(py::module_& m, const binding_text<0>& text) {
+    text.def(m, [] { return state().pool.script_interpreters(); });
 }
 
 }  // namespace opm

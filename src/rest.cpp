@@ -309,15 +309,12 @@ void register_chunked_rest_callback(const std::string& regex, const py::object& 
 
 }  // namespace
 
-void bind_register_rest_callback(py::module_& module, const binding_text& text) {
-    module.def(text.name, &register_rest_callback, py::arg("pathRegularExpression"),
-               py::arg("callback"), text.doc);
+void bind_register_rest_callback(py::module_& module, const binding_text<2>& text) {
+    text.def(module, &register_rest_callback);
 }
 
-void bind_register_chunked_rest_callback(py::module_& module, const binding_text& text) {
-    module.def(text.name, &register_chunked_rest_callback, py::arg("pathRegularExpression"),
-               py::arg("getHandler"), py::arg("postHandler"), py::arg("deleteHandler"),
-               py::arg("putHandler"), text.doc);
+void bind_register_chunked_rest_callback(py::module_& module, const binding_text<5>& text) {
+    text.def(module, &register_chunked_rest_callback);
 }
 
 }  // namespace opm

@@ -87,6 +87,12 @@ std::string thread_names(const py::list& names) {
     return text;
 }
 
+/// Logs a Python error met while `doing` something to interpreter `index`.
+void log_stop_error(const char* doing, size_t index, const py::error_already_set& error) {
+    log_error(std::string("Python: while ") + doing + " interpreter " + std::to_string(index) +
+              ":\n" + format_exception(error));
+}
+
 }  // namespace
 
 void prepare_interpreter(size_t index, const python_environment& env, const plugin_config& config) {
@@ -143,8 +149,7 @@ bool stop_interpreter(size_t index, std::chrono::steady_clock::time_point deadli
                         "them on ORTHANC_STOPPED to end it cleanly)");
         return threads.empty() && daemons.empty();
     } catch (const py::error_already_set& error) {
-        log_error("Python: while stopping interpreter " + std::to_string(index) + ":\n" +
-                  format_exception(error));
+        log_stop_error("stopping", index, error);
         return true;
     }
 }
@@ -157,8 +162,7 @@ bool discard_interpreter(size_t index) {
         py::tuple alive = join_script_threads(daemon_grace_s, py::float_(daemon_grace_s));
         return py::len(alive[0]) == 0 && py::len(alive[1]) == 0;
     } catch (const py::error_already_set& error) {
-        log_error("Python: while leaving interpreter " + std::to_string(index) + ":\n" +
-                  format_exception(error));
+        log_stop_error("leaving", index, error);
         return false;
     }
 }

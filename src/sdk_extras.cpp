@@ -17,21 +17,20 @@ namespace {
 /// `locate(object)` gives (data, size) and runs without the GIL; `failure` is
 /// raised when there is no memory.
 template <typename T, typename Locate>
-void def_owned_bytes(py::class_<handle<T>>& cls, const binding_text& text, const char* failure,
+void def_owned_bytes(py::class_<handle<T>>& cls, const binding_text<0>& text, const char* failure,
                      Locate locate) {
-    cls.def(text.name, leased<T>([failure, locate](T* object) {
-                const auto [data, size] = without_gil([&] { return locate(object); });
-                if (size < 0 || (data == nullptr && size > 0))
-                    raise_orthanc_exception(OrthancPluginErrorCode_InternalError, failure);
-                return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
-            }),
-            text.doc);
+    text.def(cls, leased<T>([failure, locate](T* object) {
+                 const auto [data, size] = without_gil([&] { return locate(object); });
+                 if (size < 0 || (data == nullptr && size > 0))
+                     raise_orthanc_exception(OrthancPluginErrorCode_InternalError, failure);
+                 return py::bytes(static_cast<const char*>(data), static_cast<size_t>(size));
+             }));
 }
 
 }  // namespace
 
 void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls,
-                                 const binding_text& text) {
+                                 const binding_text<0>& text) {
     def_owned_bytes(cls, text, "the image has no buffer", [](OrthancPluginImage* image) {
         const int64_t size = static_cast<int64_t>(OrthancPluginGetImagePitch(context(), image)) *
                              OrthancPluginGetImageHeight(context(), image);
@@ -39,10 +38,9 @@ void bind_image_get_image_buffer(py::class_<handle<OrthancPluginImage>>& cls,
     });
 }
 
-void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [](int format, uint32_t width, uint32_t height, uint32_t pitch, py::object buffer_arg) {
+void bind_create_image_from_buffer(py::module_& m, const binding_text<5>& text) {
+    text.def(
+        m, [](int format, uint32_t width, uint32_t height, uint32_t pitch, py::object buffer_arg) {
             byte_view buffer(buffer_arg);
             check_image_buffer(buffer, pitch, height);
             OrthancPluginImage* image = without_gil([&] {
@@ -57,13 +55,11 @@ void bind_create_image_from_buffer(py::module_& m, const binding_text& text) {
                 std::memcpy(target + static_cast<size_t>(y) * target_pitch,
                             buffer.data() + static_cast<size_t>(y) * pitch, row);
             return result;
-        },
-        py::arg("format"), py::arg("width"), py::arg("height"), py::arg("pitch"), py::arg("buffer"),
-        text.doc);
+        });
 }
 
 void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomInstance>>& cls,
-                                           const binding_text& text) {
+                                           const binding_text<0>& text) {
     def_owned_bytes(
         cls, text, "the instance has no data", [](OrthancPluginDicomInstance* instance) {
             const void* data = OrthancPluginGetInstanceData(context(), instance);
@@ -74,52 +70,46 @@ void bind_dicom_instance_get_instance_data(py::class_<handle<OrthancPluginDicomI
         });
 }
 
-void bind_lookup_dictionary(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [](const std::string& name) {
-            OrthancPluginDictionaryEntry entry{};
-            check_sdk(without_gil(
-                [&] { return OrthancPluginLookupDictionary(context(), &entry, name.c_str()); }));
-            py::dict result;
-            result["Group"] = entry.group;
-            result["Element"] = entry.element;
-            result["ValueRepresentation"] = static_cast<int>(entry.vr);
-            result["MinMultiplicity"] = entry.minMultiplicity;
-            result["MaxMultiplicity"] = entry.maxMultiplicity;
-            return result;
-        },
-        py::arg("name"), text.doc);
+void bind_lookup_dictionary(py::module_& m, const binding_text<1>& text) {
+    text.def(m, [](const std::string& name) {
+        OrthancPluginDictionaryEntry entry{};
+        check_sdk(without_gil(
+            [&] { return OrthancPluginLookupDictionary(context(), &entry, name.c_str()); }));
+        py::dict result;
+        result["Group"] = entry.group;
+        result["Element"] = entry.element;
+        result["ValueRepresentation"] = static_cast<int>(entry.vr);
+        result["MinMultiplicity"] = entry.minMultiplicity;
+        result["MaxMultiplicity"] = entry.maxMultiplicity;
+        return result;
+    });
 }
 
 namespace {
 
-/// Defines GetFindQueryTag(index) (`element` false: the group) or
+/// FindQuery.GetFindQueryTagGroup(index) (`element` false) or
 /// GetFindQueryTagElement(index) (`element` true).
-void def_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls, const binding_text& text,
-                        bool element) {
-    cls.def(text.name,
-            leased<OrthancPluginFindQuery, uint32_t>([element](OrthancPluginFindQuery* query,
-                                                               uint32_t index) {
-                uint16_t tag[2] = {0, 0};  // group, element
-                check_sdk(without_gil([&] {
-                    return OrthancPluginGetFindQueryTag(context(), &tag[0], &tag[1], query, index);
-                }));
-                return tag[element ? 1 : 0];
-            }),
-            py::arg("index"), text.doc);
+auto find_query_tag(bool element) {
+    return leased<OrthancPluginFindQuery, uint32_t>(
+        [element](OrthancPluginFindQuery* query, uint32_t index) {
+            uint16_t tag[2] = {0, 0};  // group, element
+            check_sdk(without_gil([&] {
+                return OrthancPluginGetFindQueryTag(context(), &tag[0], &tag[1], query, index);
+            }));
+            return tag[element ? 1 : 0];
+        });
 }
 
 }  // namespace
 
 void bind_find_query_tag(py::class_<handle<OrthancPluginFindQuery>>& cls,
-                         const binding_text& text) {
-    def_find_query_tag(cls, text, false);
+                         const binding_text<1>& text) {
+    text.def(cls, find_query_tag(false));
 }
 
 void bind_find_query_tag_element(py::class_<handle<OrthancPluginFindQuery>>& cls,
-                                 const binding_text& text) {
-    def_find_query_tag(cls, text, true);
+                                 const binding_text<1>& text) {
+    text.def(cls, find_query_tag(true));
 }
 
 namespace {
@@ -149,37 +139,29 @@ py::object instance_dicomweb(OrthancPluginDicomInstance* instance, bool xml) {
 }
 
 /// DicomInstance.GetInstanceDicomWebJson / Xml.
-void def_instance_dicomweb(py::class_<handle<OrthancPluginDicomInstance>>& cls,
-                           const binding_text& text, bool xml) {
-    cls.def(text.name,
-            leased<OrthancPluginDicomInstance>([xml](OrthancPluginDicomInstance* instance) {
-                return instance_dicomweb(instance, xml);
-            }),
-            text.doc);
+auto dicomweb_method(bool xml) {
+    return leased<OrthancPluginDicomInstance>(
+        [xml](OrthancPluginDicomInstance* instance) { return instance_dicomweb(instance, xml); });
 }
 
 }  // namespace
 
-void bind_encode_dicomweb_json(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name, [](py::object dicom) { return encode_dicomweb(dicom, false); }, py::arg("dicom"),
-        text.doc);
+void bind_encode_dicomweb_json(py::module_& m, const binding_text<1>& text) {
+    text.def(m, [](py::object dicom) { return encode_dicomweb(dicom, false); });
 }
 
-void bind_encode_dicomweb_xml(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name, [](py::object dicom) { return encode_dicomweb(dicom, true); }, py::arg("dicom"),
-        text.doc);
+void bind_encode_dicomweb_xml(py::module_& m, const binding_text<1>& text) {
+    text.def(m, [](py::object dicom) { return encode_dicomweb(dicom, true); });
 }
 
 void bind_dicom_instance_dicomweb_json(py::class_<handle<OrthancPluginDicomInstance>>& cls,
-                                       const binding_text& text) {
-    def_instance_dicomweb(cls, text, false);
+                                       const binding_text<0>& text) {
+    text.def(cls, dicomweb_method(false));
 }
 
 void bind_dicom_instance_dicomweb_xml(py::class_<handle<OrthancPluginDicomInstance>>& cls,
-                                      const binding_text& text) {
-    def_instance_dicomweb(cls, text, true);
+                                      const binding_text<0>& text) {
+    text.def(cls, dicomweb_method(true));
 }
 
 }  // namespace opm

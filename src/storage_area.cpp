@@ -166,55 +166,46 @@ OrthancPluginErrorCode storage_remove3(const char* uuid, OrthancPluginContentTyp
 
 }  // namespace
 
-void bind_register_storage_area(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function create, py::function read, py::function remove,
-                           py::object read_range) {
-            if (!read_range.is_none() && !PyCallable_Check(read_range.ptr()))
-                throw py::type_error("readRange must be callable or None");
-            add_registration(g_storage, name, {create, read, remove, read_range}, [] {
-                OrthancPluginRegisterStorageArea2(context(), storage_create, storage_read_whole,
-                                                  storage_read_range, storage_remove);
-            });
-        },
-        py::arg("create"), py::arg("read"), py::arg("remove"), py::arg("readRange") = py::none(),
-        text.doc);
+void bind_register_storage_area(py::module_& m, const binding_text<3, 1>& text) {
+    text.def(m, [name = text.name](py::function create, py::function read, py::function remove,
+                                   py::object read_range) {
+        if (!read_range.is_none() && !PyCallable_Check(read_range.ptr()))
+            throw py::type_error("readRange must be callable or None");
+        add_registration(g_storage, name, {create, read, remove, read_range}, [] {
+            OrthancPluginRegisterStorageArea2(context(), storage_create, storage_read_whole,
+                                              storage_read_range, storage_remove);
+        });
+    });
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 8)
 
-void bind_register_storage_area3(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [name = text.name](py::function create, py::function read_range, py::function remove) {
-            add_registration(g_storage3, name, {create, read_range, remove}, [] {
-                OrthancPluginRegisterStorageArea3(context(), storage_create3, storage_read_range3,
-                                                  storage_remove3);
-            });
-        },
-        py::arg("create"), py::arg("readRange"), py::arg("remove"), text.doc);
+void bind_register_storage_area3(py::module_& m, const binding_text<3>& text) {
+    text.def(m,
+             [name = text.name](py::function create, py::function read_range, py::function remove) {
+                 add_registration(g_storage3, name, {create, read_range, remove}, [] {
+                     OrthancPluginRegisterStorageArea3(context(), storage_create3,
+                                                       storage_read_range3, storage_remove3);
+                 });
+             });
 }
 
-void bind_adopt_dicom_instance(py::module_& m, const binding_text& text) {
-    m.def(
-        text.name,
-        [](py::object dicom, py::object custom_data) {
-            byte_view file(dicom);
-            byte_view custom(custom_data);
-            memory_buffer instance_id;
-            memory_buffer attachment_uuid;
-            OrthancPluginStoreStatus status = OrthancPluginStoreStatus_Failure;
-            check_sdk(without_gil([&] {
-                return OrthancPluginAdoptDicomInstance(context(), instance_id.get(),
-                                                       attachment_uuid.get(), &status, file.data(),
-                                                       file.size(), custom.data(), custom.size32());
-            }));
-            return py::make_tuple(py::str(instance_id.data(), instance_id.size()),
-                                  py::str(attachment_uuid.data(), attachment_uuid.size()),
-                                  static_cast<int>(status));
-        },
-        py::arg("dicom"), py::arg("customData"), text.doc);
+void bind_adopt_dicom_instance(py::module_& m, const binding_text<2>& text) {
+    text.def(m, [](py::object dicom, py::object custom_data) {
+        byte_view file(dicom);
+        byte_view custom(custom_data);
+        memory_buffer instance_id;
+        memory_buffer attachment_uuid;
+        OrthancPluginStoreStatus status = OrthancPluginStoreStatus_Failure;
+        check_sdk(without_gil([&] {
+            return OrthancPluginAdoptDicomInstance(context(), instance_id.get(),
+                                                   attachment_uuid.get(), &status, file.data(),
+                                                   file.size(), custom.data(), custom.size32());
+        }));
+        return py::make_tuple(py::str(instance_id.data(), instance_id.size()),
+                              py::str(attachment_uuid.data(), attachment_uuid.size()),
+                              static_cast<int>(status));
+    });
 }
 
 #endif

@@ -92,15 +92,13 @@ OrthancPluginErrorCode on_commitment_lookup(OrthancPluginStorageCommitmentFailur
 
 /// Defines text.name(factory, lookup), which adds a storage commitment SCP to
 /// family `f`; its first registration runs `register_with_orthanc`.
-void def_commitment_scp(py::module_& m, const binding_text& text,
+void def_commitment_scp(py::module_& m, const binding_text<2>& text,
                         const family<OrthancPluginErrorCode, commitment_callbacks>& f,
                         void (*register_with_orthanc)()) {
-    m.def(
-        text.name,
-        [&f, name = text.name, register_with_orthanc](py::function factory, py::function lookup) {
-            add_registration(f, name, {factory, lookup}, register_with_orthanc);
-        },
-        py::arg("factory"), py::arg("lookup"), text.doc);
+    text.def(m, [&f, name = text.name, register_with_orthanc](py::function factory,
+                                                              py::function lookup) {
+        add_registration(f, name, {factory, lookup}, register_with_orthanc);
+    });
 }
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
@@ -121,7 +119,7 @@ OrthancPluginErrorCode on_commitment_factory2(void** handler, const char* job_id
 
 }  // namespace
 
-void bind_register_storage_commitment_scp_callback(py::module_& m, const binding_text& text) {
+void bind_register_storage_commitment_scp_callback(py::module_& m, const binding_text<2>& text) {
     def_commitment_scp(m, text, g_commitment, [] {
         check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback(
             context(), on_commitment_factory, on_commitment_destructor, on_commitment_lookup));
@@ -130,7 +128,7 @@ void bind_register_storage_commitment_scp_callback(py::module_& m, const binding
 
 #if ORTHANC_PLUGINS_VERSION_IS_ABOVE(1, 12, 10)
 
-void bind_register_storage_commitment_scp_callback2(py::module_& m, const binding_text& text) {
+void bind_register_storage_commitment_scp_callback2(py::module_& m, const binding_text<2>& text) {
     def_commitment_scp(m, text, g_commitment2, [] {
         check_sdk(OrthancPluginRegisterStorageCommitmentScpCallback2(
             context(), on_commitment_factory2, on_commitment_destructor, on_commitment_lookup));

@@ -179,10 +179,76 @@ def test_handwritten_functions_count_as_wrapped(model: BuildModel) -> None:
     assert m.functions == () and m.unwrapped == ()
     assert (m.wrapped_count, m.sdk_functions) == (1, 1)
     header = emit_handwritten_header(m)
-    assert "void bind_register(py::module_& m, const binding_text& text);" in header
+    assert "void bind_register(py::module_& m, const binding_text<0>& text);" in header
     # The binder gets its Python name and docstring from the manifest.
-    assert 'bind_register(m_module, {"Register", "Registers a \\"callback\\"."});' in emit_cpp(m)
+    assert 'bind_register(m_module, {"Register", "Registers a \\"callback\\".", {}, {}});' in (
+        emit_cpp(m)
+    )
     assert 'def Register() -> None:\n    """Registers a "callback".' in emit_pyi(m)
+
+
+def test_binder_keyword_names_come_from_the_signature(model: BuildModel) -> None:
+    """The binder's text carries the keyword names of the manifest's signature
+    (`self` aside, None defaults last), and its declared type their counts: a
+    binder written for other counts does not link."""
+    signatures = {
+        "Open": ("", "(path: str, callback: Callable[[], None] | None = None) -> None"),
+        "Read": ("Image", "(self, start: int, size: int) -> bytes"),
+    }
+    manifest = Manifest(
+        [
+            Handwritten(name, owner, (), f"bind_{name.lower()}", signature, "")
+            for name, (owner, signature) in signatures.items()
+        ]
+    )
+    m = model(
+        "typedef struct _OrthancPluginImage_t OrthancPluginImage;\n"
+        "static inline void OrthancPluginFreeImage(OrthancPluginContext* c, "
+        "OrthancPluginImage* image) {}",
+        manifest,
+    )
+    header = emit_handwritten_header(m)
+    assert "void bind_open(py::module_& m, const binding_text<1, 1>& text);" in header
+    assert (
+        "void bind_read(py::class_<handle<OrthancPluginImage>>& cls, "
+        "const binding_text<2>& text);" in header
+    )
+    cpp = emit_cpp(m)
+    assert 'bind_open(m_module, {"Open", "", {"path"}, {"callback"}});' in cpp
+    assert 'bind_read(cls_Image, {"Read", "", {"start", "size"}, {}});' in cpp
+
+
+def _binder_definitions() -> dict[str, list[str]]:
+    """Binder -> the binding_text types of its definitions in src/ (one per
+    definition: a binder defined twice, under #if, has two)."""
+    found: dict[str, list[str]] = {}
+    for source in sorted((ROOT / "src").glob("*.cpp")):
+        text = source.read_text()
+        for binder, parameters in re.findall(r"^void (bind_\w+)\(([^)]*)\)", text, re.M):
+            types = re.findall(r"binding_text<[^>]*>", parameters) or ["(no binding_text)"]
+            found.setdefault(binder, []).extend(types)
+    return found
+
+
+def test_binders_in_src_take_the_manifests_keywords() -> None:
+    """Each binder in src/ is defined for the keyword counts of its manifest entry,
+    and no file of src/ names a parameter of a binding: every keyword name comes
+    from the manifest. (A drift also fails the build, at link time; this says
+    which binder, without building.)"""
+    from generator.emit_cpp import text_type
+
+    defined = _binder_definitions()
+    binders = [entry for entry in load_manifest().handwritten if entry.binder]
+    assert len(binders) >= 30
+    for entry in binders:
+        assert defined.get(entry.binder) == [text_type(entry)], (
+            f"{entry.binder} ({entry.py_name}{entry.signature}) must take "
+            f"const {text_type(entry)}&, src/ has {defined.get(entry.binder)}"
+        )
+    # A keyword name with no value names a parameter (calls to Python pass values).
+    for source in sorted((ROOT / "src").glob("*.[ch]*")):
+        named = re.findall(r'py::arg\("(\w+)"\)(?!\s*=)', source.read_text())
+        assert named == [], f"{source.name} names parameters: {named}"
 
 
 REGISTER_HEADER = """
@@ -212,8 +278,8 @@ def test_registers_entry_is_defined_by_the_generated_module(model: BuildModel) -
     assert "trampoline_of<decltype(&OrthancPluginRegister)> on_handler;" in header
     cpp = emit_cpp(m)
     assert (
-        'def_registration(m_module, {"Register", "Registers handler(id)."}, g_handlers, '
-        '"handler", OrthancPluginRegister, on_handler);' in cpp
+        'def_registration(m_module, {"Register", "Registers handler(id).", {"handler"}, {}}, '
+        "g_handlers, OrthancPluginRegister, on_handler);" in cpp
     )
     assert "def Register(handler: Callable[[str], int]) -> None:" in emit_pyi(m)
 
@@ -257,6 +323,11 @@ ONE_CALLABLE = "(callback: Callable[[str], int]) -> None"
         ("", ("g_handlers",), ONE_CALLABLE, "is \\[list, trampoline\\]"),
         ("", ("g_handlers", "on-handler"), ONE_CALLABLE, "not an identifier"),
         ("", ("g_handlers", "on_handler"), "(a: int, b: int) -> None", "takes one callable"),
+        # What a binder's binding_text (src/binding_text.h) can say.
+        ("bind_register", (), "(a: int = 1) -> None", "a default can only be None"),
+        ("bind_register", (), "(*args: int) -> None", "only plain parameters"),
+        ("bind_register", (), "(a: int, *, b: int) -> None", "only plain parameters"),
+        ("bind_register", (), "(**kwargs: int) -> None", "only plain parameters"),
     ],
 )
 def test_manifest_entry_needs_a_binder_or_registers(

@@ -1,6 +1,6 @@
-"""The hand-written part of the `orthanc` module has one source: its names and
-docstrings in generator/manifest.toml reach both the running module (the C++
-binders take them from the generated header) and the installed stubs."""
+"""The hand-written part of the `orthanc` module has one source: its names,
+keyword names and docstrings in generator/manifest.toml reach both the running
+module (the C++ binders take them from the generated code) and the installed stubs."""
 
 from __future__ import annotations
 
@@ -53,9 +53,17 @@ def _stub_docs() -> dict[str, str | None]:
     return docs
 
 
+def _keywords(signature_line: str) -> list[str]:
+    """The parameter names of pybind11's signature line, `self` aside:
+    "F(self: orthanc.X, index: int) -> int" -> ["index"]."""
+    names = re.findall(r"[(,]\s*(\w+)\s*:", signature_line.split(") ->")[0])
+    return [name for name in names if name != "self"]
+
+
 def test_docstrings_are_the_manifests(orthanc: StartOrthanc) -> None:
     manifest = load_manifest().for_header(parse_version(_installed_header_version()))
     entries = {f"{e.owner}.{e.py_name}": e.doc for e in manifest.handwritten}
+    keywords = {f"{e.owner}.{e.py_name}": e.keywords() for e in manifest.handwritten}
     assert len(entries) >= 30 and all(entries.values())
 
     names = json.dumps([key.split(".", 1) for key in entries])
@@ -68,3 +76,8 @@ def test_docstrings_are_the_manifests(orthanc: StartOrthanc) -> None:
         assert running[key] is not None, f"{key} is missing from the module"
         assert running[key].rstrip().endswith("\n" + doc), key
         assert stubs.get(key) == doc, key
+        # The keyword names a script may call it with: the manifest's signature.
+        required, optional = keywords[key]
+        assert _keywords(running[key].splitlines()[0]) == [*required, *optional], key
+        for name in optional:
+            assert f"{name}: " in running[key] and "= None" in running[key], key
