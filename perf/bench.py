@@ -109,6 +109,29 @@ print(json.dumps(times))
 """
 )
 
+# The machine's own limit for the CPU route: the same work() in K plain processes at
+# once. Each process waits for a common start (argv: start and stop, time.monotonic(),
+# which all processes share on Linux), calls work() until the stop time (and at most
+# RATE_CALLS_MAX times), and prints its calls and the seconds they took.
+RATE_CALLS_MAX = 100_000
+STANDALONE_RATE = (
+    "import sys\nimport time\n"
+    + LOOP_FUNCTION
+    + f"""
+start, stop = float(sys.argv[1]), float(sys.argv[2])
+work()  # warm
+while time.monotonic() < start:
+    time.sleep(0.001)
+calls = 0
+while calls < {RATE_CALLS_MAX} and time.monotonic() < stop:
+    work()
+    calls += 1
+print(calls, time.monotonic() - start)
+"""
+)
+CPU_ROUTE = "cpu-bound route"
+MACHINE_LIMIT = "machine limit: work() in K plain processes at once"
+
 TRIVIAL_SCRIPT = """
 import orthanc
 
@@ -369,6 +392,16 @@ def timed_run(
     )
 
 
+def doublings(limit: int) -> list[int]:
+    """1, 2, 4, ... up to `limit`, and `limit` itself (6 cores: 1, 2, 4, 6)."""
+    levels = [1]
+    while levels[-1] * 2 <= limit:
+        levels.append(levels[-1] * 2)
+    if levels[-1] != limit and limit > 1:
+        levels.append(limit)
+    return levels
+
+
 # --- Servers ----------------------------------------------------------------------
 
 
@@ -444,14 +477,29 @@ def _latency_ms(text: str, percentile: str) -> float:
     return float(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, float]:
-    """requests/s, p50 ms, p99 ms of one wrk run (loopback only, bounded by -d)."""
+def wrk_threads(cores: int) -> int:
+    """wrk's threads on a machine of `cores` usable cores: one per 4 cores, at least one
+    (one thread drives dozens of connections; on 2 cores it must stay light)."""
+    return max(1, cores // 4)
+
+
+# Set by main() from --wrk-threads (default: wrk_threads() of the usable cores).
+WRK_THREADS = 1
+
+
+def run_wrk(
+    url: str, connections: int, seconds: float, script: Path | None = None
+) -> tuple[float, float, float]:
+    """requests/s, p50 ms, p99 ms of one wrk run (loopback only, bounded by -d), with
+    WRK_THREADS threads (at most one per connection) and an optional Lua `script`."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError("load is only ever sent to 127.0.0.1")
+    threads = max(1, min(WRK_THREADS, connections))
     result = subprocess.run(
-        # One wrk thread drives all connections: wrk stays light on 2 cores.
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
-        + ["--timeout", "30s", url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+        + ["--timeout", "30s"]
+        + (["-s", str(script)] if script is not None else [])
+        + [url],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -544,6 +592,35 @@ def bench_loop(
                 results.add("pure-Python loop, in the plugin", "ms", 1, config.name, run)
 
 
+def plain_processes(executable: str, count: int, seconds: float) -> tuple[float, None, None]:
+    """work() calls per second of `count` plain `executable` processes running it at
+    once for `seconds` (the sum of each process's calls / its seconds)."""
+    start = time.monotonic() + 0.5 + 0.05 * count  # after every process has started
+    stop = start + seconds
+    processes = [
+        subprocess.Popen(
+            [executable, "-c", STANDALONE_RATE, repr(start), repr(stop)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    rate = 0.0
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=seconds + 60)
+            if process.returncode != 0:
+                raise RuntimeError(f"the loop process exited with {process.returncode}")
+            calls, took = out.split()
+            rate += int(calls) / float(took)
+    finally:
+        for process in processes:  # only on a failure: ours, by PID
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return rate, None, None
+
+
 def bench_http(
     scenarios: list[tuple[str, str, list[int]]],
     script: str,
@@ -552,8 +629,11 @@ def bench_http(
     rounds: int,
     work: Path,
     results: Results,
+    limit: tuple[str, list[int]] | None = None,
 ) -> None:
-    """wrk against each (scenario, path, connection counts), configurations interleaved."""
+    """wrk against each (scenario, path, connection counts), configurations interleaved.
+    `limit` (a CPython executable and process counts K): in each round, after the
+    configurations, the machine's own limit (work() in K plain processes at once)."""
     with servers_for(
         configs, script, work / scenarios[0][1].strip("/").replace("/", "-"), results
     ) as servers:
@@ -571,6 +651,13 @@ def bench_http(
                         load = partial(run_wrk, server.url + path, connections, seconds)
                         run = timed_run(round_, server.pid, load)
                         results.add(scenario, "req/s", connections, config.name, run)
+            if limit is not None:
+                executable, counts = limit
+                for count in counts:
+                    progress(f"{MACHINE_LIMIT}: round {round_ + 1}/{rounds}, K = {count}")
+                    load = partial(plain_processes, executable, count, seconds)
+                    run = timed_run(round_, None, load)
+                    results.add(MACHINE_LIMIT, "calls/s", count, "plain CPython", run)
 
 
 _NOISE = bytes(i & 3 for i in range(256))
@@ -1008,6 +1095,87 @@ def _ratio_cell(ours: Measurement | None, base: Measurement | None) -> str:
     return text
 
 
+def ladder(results: Results, configs: list[str]) -> dict[str, Any] | None:
+    """The CPU route's scaling ladder: for each configuration and connection level, the
+    median req/s and the median speed-up over the baseline (paired by round); the
+    machine's limit (work() in K plain processes) and its speed-up, K = cores over
+    K = 1 (paired by round). None when the CPU route did not run."""
+    measured = [m for m in results.measurements.values() if m.scenario == CPU_ROUTE]
+    if not measured:
+        return None
+    levels = sorted({m.concurrency for m in measured})
+    rows = []
+    for config in (c for c in configs if any(m.configuration == c for m in measured)):
+        req_s: dict[int, float | None] = {}
+        speedup: dict[int, float | None] = {}
+        for level in levels:
+            ours = results.measurements.get((CPU_ROUTE, level, config))
+            base = results.measurements.get((CPU_ROUTE, level, configs[0]))
+            req_s[level] = ours.summary()["median"] if ours else None
+            ratios = paired_ratios(ours, base) if ours and base else []
+            speedup[level] = statistics.median(ratios) if ratios else None
+        rows.append({"configuration": config, "req_s": req_s, "speedup": speedup})
+    limit = {
+        m.concurrency: m.summary()["median"]
+        for m in results.measurements.values()
+        if m.scenario == MACHINE_LIMIT
+    }
+    limit_speedup = None
+    if len(limit) > 1:
+        one = results.measurements[(MACHINE_LIMIT, 1, "plain CPython")]
+        top = results.measurements[(MACHINE_LIMIT, max(limit), "plain CPython")]
+        ratios = paired_ratios(top, one)
+        limit_speedup = statistics.median(ratios) if ratios else None
+    return {
+        "connections": levels,
+        "rows": rows,
+        "machine_limit": limit,
+        "machine_limit_speedup": limit_speedup,
+    }
+
+
+def _ladder_table(summary: dict[str, Any] | None, meta: dict[str, Any]) -> list[str]:
+    if summary is None:
+        return []
+    levels = summary["connections"]
+    python = meta["machine_limit_python"]
+    limit = summary["machine_limit"]
+    lines = [
+        "",
+        "The CPU route's scaling ladder: req/s at each connection level (wrk, "
+        f"{meta['wrk_threads']} thread(s)), and the speed-up over the existing plugin "
+        "(paired by round, median). Machine limit: `work()` in K plain "
+        f"CPython {python['version']} processes at once ({python['executable']}), calls/s, "
+        "in the column of K connections; its speed-up is K processes over 1, what the "
+        "machine can give.",
+        "",
+        "| configuration | " + " | ".join(f"{c} conn." for c in levels) + " |",
+        "|---|" + "---:|" * len(levels),
+    ]
+    for row in summary["rows"]:
+        cells = []
+        for level in levels:
+            value, ratio = row["req_s"].get(level), row["speedup"].get(level)
+            text = _number(value)
+            if ratio is not None and row is not summary["rows"][0]:
+                text += f" ({ratio:.2f}x)"
+            cells.append(text)
+        lines.append(f"| {row['configuration']} | " + " | ".join(cells) + " |")
+    if limit:
+        cells = []
+        for level in levels:
+            if level not in limit:
+                cells.append("")
+            elif level == 1 or summary["machine_limit_speedup"] is None:
+                cells.append(f"K={level}: {_number(limit[level])}")
+            else:
+                cells.append(
+                    f"K={level}: {_number(limit[level])} ({summary['machine_limit_speedup']:.2f}x)"
+                )
+        lines.append("| machine limit (calls/s) | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _mixed_goal(results: Results, configs: list[str]) -> list[str]:
     """The "mixed" rows of each ours-N+main against MIXED_GOALS (median of the paired
     ratios)."""
@@ -1061,7 +1229,7 @@ def markdown(
     measured = [
         m.configuration
         for m in results.measurements.values()
-        if m.scenario != "pure-Python loop, standalone"
+        if m.scenario not in ("pure-Python loop, standalone", MACHINE_LIMIT)
     ]
     configs = [c for c in dict.fromkeys([*configs, *measured]) if c == configs[0] or c in measured]
     base_name = configs[0]
@@ -1070,14 +1238,15 @@ def markdown(
     lines += ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * (len(header) - 3)]
     rows = dict.fromkeys((m.scenario, m.concurrency, m.unit) for m in results.measurements.values())
     for scenario, concurrency, unit in rows:
-        if scenario == "pure-Python loop, standalone":
-            continue  # its own table below: its columns are CPythons, not configurations
+        if scenario in ("pure-Python loop, standalone", MACHINE_LIMIT):
+            continue  # tables of their own below: their columns are not configurations
         by_config = {c: results.measurements.get((scenario, concurrency, c)) for c in configs}
         cells = [scenario, str(concurrency) if concurrency else "", unit]
         cells += [_cell(by_config[c]) for c in configs]
         cells += [_ratio_cell(by_config[o], by_config[base_name]) for o in others]
         lines.append("| " + " | ".join(cells) + " |")
 
+    lines += _ladder_table(ladder(results, configs), meta)
     lines += _mixed_goal(results, configs)
     standalone = [
         m for m in results.measurements.values() if m.scenario == "pure-Python loop, standalone"
@@ -1111,7 +1280,7 @@ def markdown(
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for m in results.measurements.values():
-        if m.unit not in ("req/s", "instances/s", "ms"):
+        if m.unit not in ("req/s", "instances/s", "ms", "calls/s"):
             continue
         s = m.summary()
         lines.append(
@@ -1143,10 +1312,36 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="1 repetition, short runs: not for reporting"
     )
-    parser.add_argument("--configurations", default="existing,ours-1,ours-2")
+    cores = len(os.sched_getaffinity(0))
+    parser.add_argument(
+        "--interpreters",
+        default=",".join(map(str, doublings(cores))),
+        help="the interpreter counts N of this plugin, each run as ours-N next to the "
+        f"existing plugin (default 1, 2, 4, ... up to the usable cores: {cores} here)",
+    )
+    parser.add_argument(
+        "--configurations",
+        help="instead of --interpreters: existing first, then ours-N or ours-auto",
+    )
+    parser.add_argument(
+        "--connections",
+        help="the connection levels of the CPU route and of the storage reads (default 1, 2, "
+        f"4, ... up to twice the usable cores: {2 * cores} here)",
+    )
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=wrk_threads(cores),
+        help=f"wrk's threads (default one per 4 cores, at least 1: {wrk_threads(cores)} here)",
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--repetitions", type=int, help="rounds (default 3; 1 with --quick)")
     args = parser.parse_args()
+    global WRK_THREADS
+    WRK_THREADS = max(1, args.wrk_threads)
+    levels = (
+        [int(c) for c in args.connections.split(",")] if args.connections else doublings(2 * cores)
+    )
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
     if not EXISTING_PLUGIN.exists():
@@ -1154,7 +1349,12 @@ def main() -> int:
     scenarios = args.scenarios.split(",")
     if unknown := set(scenarios) - set(SCENARIOS):
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    configs = configurations(args.configurations.split(","))
+    names = (
+        args.configurations.split(",")
+        if args.configurations
+        else ["existing", *(f"ours-{n}" for n in args.interpreters.split(","))]
+    )
+    configs = configurations(names)
     if configs[0].name != "existing":
         raise SystemExit("the first configuration is the baseline: existing")
     quick = args.quick
@@ -1183,6 +1383,10 @@ def main() -> int:
         "seconds": seconds,
         "files": files,
         "configurations": [asdict(c) | {"plugin": str(c.plugin)} for c in configs],
+        "connections": levels,
+        "wrk_threads": WRK_THREADS,
+        "machine_limit_processes": sorted({1, cores}),
+        "machine_limit_python": python_info(sys.executable),
         "cpythons": {label: python_info(executable) for label, executable in cpythons.items()},
     }
     folder = RESULTS / (env["name"] + ("-quick" if quick else ""))
@@ -1194,12 +1398,13 @@ def main() -> int:
         "cpu": [
             partial(
                 bench_http,
-                [("cpu-bound route", "/bench/cpu", [1, 2, 4, 8])],
+                [(CPU_ROUTE, "/bench/cpu", levels)],
                 CPU_SCRIPT,
                 configs,
                 seconds,
                 rounds,
                 results=results,
+                limit=(sys.executable, sorted({1, cores})),
             )
         ],
         "trivial": [
@@ -1258,6 +1463,7 @@ def main() -> int:
         "environment": env,
         "run": meta,
         "notes": results.notes,
+        "ladder": ladder(results, [c.name for c in configs]),
         "measurements": [
             {
                 "scenario": m.scenario,
