@@ -12,7 +12,8 @@ Results go to perf/results/<environment>/ (perf/results/<environment>-quick/ wit
 --quick): results.json, results.md, and PNG plots when OPM_PLOT_PYTHON names a
 Python with matplotlib (scripts/bench.sh does that). Usage:
 
-    .venv/bin/python perf/bench.py [--quick] [--scenarios loop,cpu,trivial,storage,mixed,memory]
+    .venv/bin/python perf/bench.py [--quick] [--scenarios loop,cpu,trivial,storage,reads,...]
+        [--interpreters 1,2,4] [--connections 1,2,4] [--wrk-threads 1]
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from tests.support.process import OrthancProcess, make_orthanc, wrk_requests  # 
 
 EXISTING_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("loop", "cpu", "trivial", "storage", "mixed", "memory")
+SCENARIOS = ("loop", "cpu", "trivial", "storage", "reads", "mixed", "memory")
 
 # The pure-Python work of the CPU-bound route: about 40-60 ms a call on this kind
 # of machine. The same text runs standalone on each CPython ("loop" scenario).
@@ -214,6 +215,63 @@ PYTHON_STORAGE_SCRIPT = STORAGE_SCRIPT.replace(
     "            checksum = (checksum * 31 + byte) % 1000000007\n"
     "    packed = zlib.compress(data, 1)\n",
 )
+
+
+# A storage area whose read does pure-Python work: create stores each file with a
+# pure-Python checksum of it; read recomputes it over the file and refuses a mismatch
+# (READ_PASSES passes over the bytes, about 10 ms for a 66 KB file here), as an
+# integrity-checking or decrypting storage would.
+READ_PASSES = 3
+READ_STORAGE_SCRIPT = f"""
+import os
+import orthanc
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'python-storage')
+os.makedirs(ROOT, exist_ok=True)
+
+def checksum(data):
+    value = 0
+    for _ in range({READ_PASSES}):
+        for byte in data:
+            value = (value * 31 + byte) % 1000000007
+    return value
+
+def Create(uuid, contentType, data):
+    path = os.path.join(ROOT, uuid)
+    with open(path + '.tmp', 'wb') as f:
+        f.write(b'%d\\n' % checksum(data) + data)
+    os.rename(path + '.tmp', path)
+
+def Read(uuid, contentType):
+    with open(os.path.join(ROOT, uuid), 'rb') as f:
+        stored, data = f.read().split(b'\\n', 1)
+    if int(stored) != checksum(data):
+        raise OSError('checksum mismatch in ' + uuid)
+    return data
+
+def Remove(uuid, contentType):
+    os.remove(os.path.join(ROOT, uuid))
+
+orthanc.RegisterStorageArea(Create, Read, Remove)
+"""
+# The instances of the one study that the reads scenario stores (256x256, 66 KB each).
+READ_INSTANCES = 16
+READ_FILE = "storage reads: /instances/{id}/file"
+READ_ARCHIVE = f"storage reads: /studies/{{id}}/archive ({READ_INSTANCES} instances)"
+
+
+def read_options(cores: int) -> dict[str, Any]:
+    """Orthanc options of the reads scenario: no cache in front of the storage area
+    (every read reaches Python), and Orthanc 1.13's loader threads (older versions ignore
+    these options): StorageLoaderThreadsCount reads files, SequentialDicomReaderThreadsCount
+    preloads the instances of an archive; both 2 per core, at least 4 (their default)."""
+    threads = max(4, 2 * cores)
+    return {
+        "MaximumStorageCacheSize": 0,
+        "DicomParserCacheSize": 0,
+        "StorageLoaderThreadsCount": threads,
+        "SequentialDicomReaderThreadsCount": threads,
+    }
 
 
 @dataclass(frozen=True)
@@ -421,9 +479,16 @@ def configurations(names: list[str]) -> list[Configuration]:
     return chosen
 
 
-def start(config: Configuration, script: str, folder: Path) -> OrthancProcess:
+def start(
+    config: Configuration, script: str, folder: Path, extra: dict[str, Any] | None = None
+) -> OrthancProcess:
     server = make_orthanc(
-        folder, script, plugin=config.plugin, interpreters=config.interpreters, verbose=False
+        folder,
+        script,
+        plugin=config.plugin,
+        interpreters=config.interpreters,
+        extra=extra,
+        verbose=False,
     )
     server.start()
     return server
@@ -450,13 +515,18 @@ def stop(server: OrthancProcess, name: str, results: Results) -> float:
 
 @contextmanager
 def servers_for(
-    configs: list[Configuration], script: str, folder: Path, results: Results
+    configs: list[Configuration],
+    script: str,
+    folder: Path,
+    results: Results,
+    extra: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, OrthancProcess]]:
-    """One running server per configuration, all stopped on the way out."""
+    """One running server per configuration (`extra`: more configuration options), all
+    stopped on the way out."""
     running: dict[str, OrthancProcess] = {}
     try:
         for config in configs:
-            running[config.name] = start(config, script, folder / config.name)
+            running[config.name] = start(config, script, folder / config.name, extra)
         yield running
     finally:
         # In parallel: each one takes seconds to stop.
@@ -715,6 +785,121 @@ def bench_storage(
                     load = partial(upload, server.url + "/instances", batch, count, 300)
                     run = timed_run(round_, server.pid, load)
                     results.add(scenario, "instances/s", count, config.name, run)
+
+
+def study_files(count: int, seed: int) -> list[bytes]:
+    """`count` DICOM files of one new study of one patient, 256x256 noise."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+    from dicom_files import make_dicom
+    from pydicom.uid import generate_uid
+
+    rng = random.Random(seed)
+    study = generate_uid()
+    files = []
+    for _ in range(count):
+        data = make_dicom(f"READS-{seed}", study_uid=study, rows=256, columns=256)
+        files.append(data[:-65536] + rng.randbytes(65536))
+    return files
+
+
+def store(url: str, data: bytes) -> dict[str, Any]:
+    """Orthanc's answer to the upload of one file (loopback only)."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("requests only ever go to 127.0.0.1")
+    request = urllib.request.Request(url + "/instances", data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        stored: dict[str, Any] = json.loads(answer.read())
+    return stored
+
+
+def rotating_paths(paths: list[str], script: Path) -> Path:
+    """A wrk Lua script that requests `paths` in turn (each wrk thread from the first)."""
+    listed = ", ".join(json.dumps(path) for path in paths)
+    script.write_text(
+        f"local paths = {{{listed}}}\n"
+        "local next_path = 0\n"
+        "request = function()\n"
+        "  next_path = next_path % #paths + 1\n"
+        "  return wrk.format(nil, paths[next_path])\n"
+        "end\n"
+    )
+    return script
+
+
+def download(url: str, clients: int, seconds: float) -> tuple[float, float, float]:
+    """requests/s, p50 ms, p99 ms of `clients` threads each GETting `url` again and again
+    for `seconds` (and at most 10 000 times): for routes that close the connection after
+    each answer (the ZIP archive), which wrk counts as errors. Each answer must be a ZIP."""
+    deadline = time.monotonic() + seconds
+
+    def client(_: int) -> list[float]:
+        latencies: list[float] = []
+        while len(latencies) < 10_000 and time.monotonic() < deadline:
+            began = time.perf_counter()
+            if not get(url).startswith(b"PK"):
+                raise RuntimeError(f"{url} answered something else than a ZIP")
+            latencies.append(time.perf_counter() - began)
+        return latencies
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = sorted(x for done in pool.map(client, range(clients)) for x in done)
+    elapsed = time.perf_counter() - began
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(latencies) / elapsed, 1000 * latencies[len(latencies) // 2], 1000 * p99
+
+
+def bench_reads(
+    configs: list[Configuration],
+    levels: list[int],
+    cores: int,
+    seconds: float,
+    rounds: int,
+    work: Path,
+    results: Results,
+) -> None:
+    """wrk reading the instances of one stored study (their files in turn) and the
+    study's ZIP archive, through a storage area whose read is Python-bound
+    (READ_STORAGE_SCRIPT), with no storage cache and Orthanc 1.13's loader threads set
+    (read_options); configurations interleaved."""
+    files = study_files(READ_INSTANCES, 22)
+    options = read_options(cores)
+    with servers_for(configs, READ_STORAGE_SCRIPT, work / "reads", results, options) as servers:
+        loads: dict[str, dict[str, Callable[[int, float], tuple[float, float, float]]]] = {}
+        for config in configs:
+            server = servers[config.name]
+            answers = [store(server.url, data) for data in files]
+            instances = [answer["ID"] for answer in answers]
+            study = answers[0]["ParentStudy"]
+            # What the clients read is what was stored: the read path is the one measured.
+            if get(f"{server.url}/instances/{instances[-1]}/file") != files[-1]:
+                raise RuntimeError(f"{config.name}: a file read back differs from the upload")
+            paths = [f"/instances/{instance}/file" for instance in instances]
+            lua = rotating_paths(paths, server.folder / "instances.lua")
+            archive = f"{server.url}/studies/{study}/archive"
+            loads[config.name] = {
+                READ_FILE: partial(run_wrk, server.url + paths[0], script=lua),
+                # A ZIP answer closes its connection: Python clients, not wrk.
+                READ_ARCHIVE: partial(download, archive),
+            }
+            for load in loads[config.name].values():  # warm-up
+                load(2, 1.0)
+        for round_ in range(rounds):
+            for scenario in (READ_FILE, READ_ARCHIVE):
+                for connections in levels:
+                    progress(
+                        f"{scenario}: round {round_ + 1}/{rounds}, {connections} connection(s)"
+                    )
+                    for config in rotated(configs, round_):
+                        server = servers[config.name]
+                        load = partial(loads[config.name][scenario], connections, seconds)
+                        run = timed_run(round_, server.pid, load)
+                        results.add(scenario, "req/s", connections, config.name, run)
+        results.note(
+            f"reads: {READ_INSTANCES} instances of 66 KB in one study; each read checks a "
+            f"pure-Python checksum ({READ_PASSES} passes over the file); options "
+            + ", ".join(f"{k} {v}" for k, v in options.items())
+        )
 
 
 def thumbnail_source() -> bytes:
@@ -1430,6 +1615,7 @@ def main() -> int:
                 ("storage area (pure-Python checksum)", PYTHON_STORAGE_SCRIPT),
             )
         ],
+        "reads": [partial(bench_reads, configs, levels, cores, seconds, rounds, results=results)],
         "mixed": [
             partial(bench_mixed, configs, MIXED_CONNECTIONS, seconds, rounds, results=results)
         ],
