@@ -12,7 +12,8 @@ Results go to perf/results/<environment>/ (perf/results/<environment>-quick/ wit
 --quick): results.json, results.md, and PNG plots when OPM_PLOT_PYTHON names a
 Python with matplotlib (scripts/bench.sh does that). Usage:
 
-    .venv/bin/python perf/bench.py [--quick] [--scenarios loop,cpu,trivial,storage,mixed,memory]
+    .venv/bin/python perf/bench.py [--quick] [--scenarios loop,cpu,trivial,storage,reads,...]
+        [--interpreters 1,2,4] [--connections 1,2,4] [--wrk-threads 1]
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from tests.support.process import OrthancProcess, make_orthanc, wrk_requests  # 
 
 EXISTING_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPython.so")
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("loop", "cpu", "trivial", "storage", "mixed", "memory")
+SCENARIOS = ("loop", "cpu", "trivial", "storage", "reads", "mixed", "memory")
 
 # The pure-Python work of the CPU-bound route: about 40-60 ms a call on this kind
 # of machine. The same text runs standalone on each CPython ("loop" scenario).
@@ -108,6 +109,29 @@ for _ in range({LOOP_CALLS}):
 print(json.dumps(times))
 """
 )
+
+# The machine's own limit for the CPU route: the same work() in K plain processes at
+# once. Each process waits for a common start (argv: start and stop, time.monotonic(),
+# which all processes share on Linux), calls work() until the stop time (and at most
+# RATE_CALLS_MAX times), and prints its calls and the seconds they took.
+RATE_CALLS_MAX = 100_000
+STANDALONE_RATE = (
+    "import sys\nimport time\n"
+    + LOOP_FUNCTION
+    + f"""
+start, stop = float(sys.argv[1]), float(sys.argv[2])
+work()  # warm
+while time.monotonic() < start:
+    time.sleep(0.001)
+calls = 0
+while calls < {RATE_CALLS_MAX} and time.monotonic() < stop:
+    work()
+    calls += 1
+print(calls, time.monotonic() - start)
+"""
+)
+CPU_ROUTE = "cpu-bound route"
+MACHINE_LIMIT = "machine limit: work() in K plain processes at once"
 
 TRIVIAL_SCRIPT = """
 import orthanc
@@ -191,6 +215,63 @@ PYTHON_STORAGE_SCRIPT = STORAGE_SCRIPT.replace(
     "            checksum = (checksum * 31 + byte) % 1000000007\n"
     "    packed = zlib.compress(data, 1)\n",
 )
+
+
+# A storage area whose read does pure-Python work: create stores each file with a
+# pure-Python checksum of it; read recomputes it over the file and refuses a mismatch
+# (READ_PASSES passes over the bytes, about 10 ms for a 66 KB file here), as an
+# integrity-checking or decrypting storage would.
+READ_PASSES = 3
+READ_STORAGE_SCRIPT = f"""
+import os
+import orthanc
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'python-storage')
+os.makedirs(ROOT, exist_ok=True)
+
+def checksum(data):
+    value = 0
+    for _ in range({READ_PASSES}):
+        for byte in data:
+            value = (value * 31 + byte) % 1000000007
+    return value
+
+def Create(uuid, contentType, data):
+    path = os.path.join(ROOT, uuid)
+    with open(path + '.tmp', 'wb') as f:
+        f.write(b'%d\\n' % checksum(data) + data)
+    os.rename(path + '.tmp', path)
+
+def Read(uuid, contentType):
+    with open(os.path.join(ROOT, uuid), 'rb') as f:
+        stored, data = f.read().split(b'\\n', 1)
+    if int(stored) != checksum(data):
+        raise OSError('checksum mismatch in ' + uuid)
+    return data
+
+def Remove(uuid, contentType):
+    os.remove(os.path.join(ROOT, uuid))
+
+orthanc.RegisterStorageArea(Create, Read, Remove)
+"""
+# The instances of the one study that the reads scenario stores (256x256, 66 KB each).
+READ_INSTANCES = 16
+READ_FILE = "storage reads: /instances/{id}/file"
+READ_ARCHIVE = f"storage reads: /studies/{{id}}/archive ({READ_INSTANCES} instances)"
+
+
+def read_options(cores: int) -> dict[str, Any]:
+    """Orthanc options of the reads scenario: no cache in front of the storage area
+    (every read reaches Python), and Orthanc 1.13's loader threads (older versions ignore
+    these options): StorageLoaderThreadsCount reads files, SequentialDicomReaderThreadsCount
+    preloads the instances of an archive; both 2 per core, at least 4 (their default)."""
+    threads = max(4, 2 * cores)
+    return {
+        "MaximumStorageCacheSize": 0,
+        "DicomParserCacheSize": 0,
+        "StorageLoaderThreadsCount": threads,
+        "SequentialDicomReaderThreadsCount": threads,
+    }
 
 
 @dataclass(frozen=True)
@@ -369,6 +450,16 @@ def timed_run(
     )
 
 
+def doublings(limit: int) -> list[int]:
+    """1, 2, 4, ... up to `limit`, and `limit` itself (6 cores: 1, 2, 4, 6)."""
+    levels = [1]
+    while levels[-1] * 2 <= limit:
+        levels.append(levels[-1] * 2)
+    if levels[-1] != limit and limit > 1:
+        levels.append(limit)
+    return levels
+
+
 # --- Servers ----------------------------------------------------------------------
 
 
@@ -388,9 +479,16 @@ def configurations(names: list[str]) -> list[Configuration]:
     return chosen
 
 
-def start(config: Configuration, script: str, folder: Path) -> OrthancProcess:
+def start(
+    config: Configuration, script: str, folder: Path, extra: dict[str, Any] | None = None
+) -> OrthancProcess:
     server = make_orthanc(
-        folder, script, plugin=config.plugin, interpreters=config.interpreters, verbose=False
+        folder,
+        script,
+        plugin=config.plugin,
+        interpreters=config.interpreters,
+        extra=extra,
+        verbose=False,
     )
     server.start()
     return server
@@ -417,13 +515,18 @@ def stop(server: OrthancProcess, name: str, results: Results) -> float:
 
 @contextmanager
 def servers_for(
-    configs: list[Configuration], script: str, folder: Path, results: Results
+    configs: list[Configuration],
+    script: str,
+    folder: Path,
+    results: Results,
+    extra: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, OrthancProcess]]:
-    """One running server per configuration, all stopped on the way out."""
+    """One running server per configuration (`extra`: more configuration options), all
+    stopped on the way out."""
     running: dict[str, OrthancProcess] = {}
     try:
         for config in configs:
-            running[config.name] = start(config, script, folder / config.name)
+            running[config.name] = start(config, script, folder / config.name, extra)
         yield running
     finally:
         # In parallel: each one takes seconds to stop.
@@ -444,14 +547,29 @@ def _latency_ms(text: str, percentile: str) -> float:
     return float(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-def run_wrk(url: str, connections: int, seconds: float) -> tuple[float, float, float]:
-    """requests/s, p50 ms, p99 ms of one wrk run (loopback only, bounded by -d)."""
+def wrk_threads(cores: int) -> int:
+    """wrk's threads on a machine of `cores` usable cores: one per 4 cores, at least one
+    (one thread drives dozens of connections; on 2 cores it must stay light)."""
+    return max(1, cores // 4)
+
+
+# Set by main() from --wrk-threads (default: wrk_threads() of the usable cores).
+WRK_THREADS = 1
+
+
+def run_wrk(
+    url: str, connections: int, seconds: float, script: Path | None = None
+) -> tuple[float, float, float]:
+    """requests/s, p50 ms, p99 ms of one wrk run (loopback only, bounded by -d), with
+    WRK_THREADS threads (at most one per connection) and an optional Lua `script`."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError("load is only ever sent to 127.0.0.1")
+    threads = max(1, min(WRK_THREADS, connections))
     result = subprocess.run(
-        # One wrk thread drives all connections: wrk stays light on 2 cores.
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
-        + ["--timeout", "30s", url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+        + ["--timeout", "30s"]
+        + (["-s", str(script)] if script is not None else [])
+        + [url],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -544,6 +662,35 @@ def bench_loop(
                 results.add("pure-Python loop, in the plugin", "ms", 1, config.name, run)
 
 
+def plain_processes(executable: str, count: int, seconds: float) -> tuple[float, None, None]:
+    """work() calls per second of `count` plain `executable` processes running it at
+    once for `seconds` (the sum of each process's calls / its seconds)."""
+    start = time.monotonic() + 0.5 + 0.05 * count  # after every process has started
+    stop = start + seconds
+    processes = [
+        subprocess.Popen(
+            [executable, "-c", STANDALONE_RATE, repr(start), repr(stop)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    rate = 0.0
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=seconds + 60)
+            if process.returncode != 0:
+                raise RuntimeError(f"the loop process exited with {process.returncode}")
+            calls, took = out.split()
+            rate += int(calls) / float(took)
+    finally:
+        for process in processes:  # only on a failure: ours, by PID
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return rate, None, None
+
+
 def bench_http(
     scenarios: list[tuple[str, str, list[int]]],
     script: str,
@@ -552,8 +699,11 @@ def bench_http(
     rounds: int,
     work: Path,
     results: Results,
+    limit: tuple[str, list[int]] | None = None,
 ) -> None:
-    """wrk against each (scenario, path, connection counts), configurations interleaved."""
+    """wrk against each (scenario, path, connection counts), configurations interleaved.
+    `limit` (a CPython executable and process counts K): in each round, after the
+    configurations, the machine's own limit (work() in K plain processes at once)."""
     with servers_for(
         configs, script, work / scenarios[0][1].strip("/").replace("/", "-"), results
     ) as servers:
@@ -571,6 +721,13 @@ def bench_http(
                         load = partial(run_wrk, server.url + path, connections, seconds)
                         run = timed_run(round_, server.pid, load)
                         results.add(scenario, "req/s", connections, config.name, run)
+            if limit is not None:
+                executable, counts = limit
+                for count in counts:
+                    progress(f"{MACHINE_LIMIT}: round {round_ + 1}/{rounds}, K = {count}")
+                    load = partial(plain_processes, executable, count, seconds)
+                    run = timed_run(round_, None, load)
+                    results.add(MACHINE_LIMIT, "calls/s", count, "plain CPython", run)
 
 
 _NOISE = bytes(i & 3 for i in range(256))
@@ -628,6 +785,121 @@ def bench_storage(
                     load = partial(upload, server.url + "/instances", batch, count, 300)
                     run = timed_run(round_, server.pid, load)
                     results.add(scenario, "instances/s", count, config.name, run)
+
+
+def study_files(count: int, seed: int) -> list[bytes]:
+    """`count` DICOM files of one new study of one patient, 256x256 noise."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+    from dicom_files import make_dicom
+    from pydicom.uid import generate_uid
+
+    rng = random.Random(seed)
+    study = generate_uid()
+    files = []
+    for _ in range(count):
+        data = make_dicom(f"READS-{seed}", study_uid=study, rows=256, columns=256)
+        files.append(data[:-65536] + rng.randbytes(65536))
+    return files
+
+
+def store(url: str, data: bytes) -> dict[str, Any]:
+    """Orthanc's answer to the upload of one file (loopback only)."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("requests only ever go to 127.0.0.1")
+    request = urllib.request.Request(url + "/instances", data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        stored: dict[str, Any] = json.loads(answer.read())
+    return stored
+
+
+def rotating_paths(paths: list[str], script: Path) -> Path:
+    """A wrk Lua script that requests `paths` in turn (each wrk thread from the first)."""
+    listed = ", ".join(json.dumps(path) for path in paths)
+    script.write_text(
+        f"local paths = {{{listed}}}\n"
+        "local next_path = 0\n"
+        "request = function()\n"
+        "  next_path = next_path % #paths + 1\n"
+        "  return wrk.format(nil, paths[next_path])\n"
+        "end\n"
+    )
+    return script
+
+
+def download(url: str, clients: int, seconds: float) -> tuple[float, float, float]:
+    """requests/s, p50 ms, p99 ms of `clients` threads each GETting `url` again and again
+    for `seconds` (and at most 10 000 times): for routes that close the connection after
+    each answer (the ZIP archive), which wrk counts as errors. Each answer must be a ZIP."""
+    deadline = time.monotonic() + seconds
+
+    def client(_: int) -> list[float]:
+        latencies: list[float] = []
+        while len(latencies) < 10_000 and time.monotonic() < deadline:
+            began = time.perf_counter()
+            if not get(url).startswith(b"PK"):
+                raise RuntimeError(f"{url} answered something else than a ZIP")
+            latencies.append(time.perf_counter() - began)
+        return latencies
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = sorted(x for done in pool.map(client, range(clients)) for x in done)
+    elapsed = time.perf_counter() - began
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(latencies) / elapsed, 1000 * latencies[len(latencies) // 2], 1000 * p99
+
+
+def bench_reads(
+    configs: list[Configuration],
+    levels: list[int],
+    cores: int,
+    seconds: float,
+    rounds: int,
+    work: Path,
+    results: Results,
+) -> None:
+    """wrk reading the instances of one stored study (their files in turn) and the
+    study's ZIP archive, through a storage area whose read is Python-bound
+    (READ_STORAGE_SCRIPT), with no storage cache and Orthanc 1.13's loader threads set
+    (read_options); configurations interleaved."""
+    files = study_files(READ_INSTANCES, 22)
+    options = read_options(cores)
+    with servers_for(configs, READ_STORAGE_SCRIPT, work / "reads", results, options) as servers:
+        loads: dict[str, dict[str, Callable[[int, float], tuple[float, float, float]]]] = {}
+        for config in configs:
+            server = servers[config.name]
+            answers = [store(server.url, data) for data in files]
+            instances = [answer["ID"] for answer in answers]
+            study = answers[0]["ParentStudy"]
+            # What the clients read is what was stored: the read path is the one measured.
+            if get(f"{server.url}/instances/{instances[-1]}/file") != files[-1]:
+                raise RuntimeError(f"{config.name}: a file read back differs from the upload")
+            paths = [f"/instances/{instance}/file" for instance in instances]
+            lua = rotating_paths(paths, server.folder / "instances.lua")
+            archive = f"{server.url}/studies/{study}/archive"
+            loads[config.name] = {
+                READ_FILE: partial(run_wrk, server.url + paths[0], script=lua),
+                # A ZIP answer closes its connection: Python clients, not wrk.
+                READ_ARCHIVE: partial(download, archive),
+            }
+            for load in loads[config.name].values():  # warm-up
+                load(2, 1.0)
+        for round_ in range(rounds):
+            for scenario in (READ_FILE, READ_ARCHIVE):
+                for connections in levels:
+                    progress(
+                        f"{scenario}: round {round_ + 1}/{rounds}, {connections} connection(s)"
+                    )
+                    for config in rotated(configs, round_):
+                        server = servers[config.name]
+                        load = partial(loads[config.name][scenario], connections, seconds)
+                        run = timed_run(round_, server.pid, load)
+                        results.add(scenario, "req/s", connections, config.name, run)
+        results.note(
+            f"reads: {READ_INSTANCES} instances of 66 KB in one study; each read checks a "
+            f"pure-Python checksum ({READ_PASSES} passes over the file); options "
+            + ", ".join(f"{k} {v}" for k, v in options.items())
+        )
 
 
 def thumbnail_source() -> bytes:
@@ -1008,6 +1280,87 @@ def _ratio_cell(ours: Measurement | None, base: Measurement | None) -> str:
     return text
 
 
+def ladder(results: Results, configs: list[str]) -> dict[str, Any] | None:
+    """The CPU route's scaling ladder: for each configuration and connection level, the
+    median req/s and the median speed-up over the baseline (paired by round); the
+    machine's limit (work() in K plain processes) and its speed-up, K = cores over
+    K = 1 (paired by round). None when the CPU route did not run."""
+    measured = [m for m in results.measurements.values() if m.scenario == CPU_ROUTE]
+    if not measured:
+        return None
+    levels = sorted({m.concurrency for m in measured})
+    rows = []
+    for config in (c for c in configs if any(m.configuration == c for m in measured)):
+        req_s: dict[int, float | None] = {}
+        speedup: dict[int, float | None] = {}
+        for level in levels:
+            ours = results.measurements.get((CPU_ROUTE, level, config))
+            base = results.measurements.get((CPU_ROUTE, level, configs[0]))
+            req_s[level] = ours.summary()["median"] if ours else None
+            ratios = paired_ratios(ours, base) if ours and base else []
+            speedup[level] = statistics.median(ratios) if ratios else None
+        rows.append({"configuration": config, "req_s": req_s, "speedup": speedup})
+    limit = {
+        m.concurrency: m.summary()["median"]
+        for m in results.measurements.values()
+        if m.scenario == MACHINE_LIMIT
+    }
+    limit_speedup = None
+    if len(limit) > 1:
+        one = results.measurements[(MACHINE_LIMIT, 1, "plain CPython")]
+        top = results.measurements[(MACHINE_LIMIT, max(limit), "plain CPython")]
+        ratios = paired_ratios(top, one)
+        limit_speedup = statistics.median(ratios) if ratios else None
+    return {
+        "connections": levels,
+        "rows": rows,
+        "machine_limit": limit,
+        "machine_limit_speedup": limit_speedup,
+    }
+
+
+def _ladder_table(summary: dict[str, Any] | None, meta: dict[str, Any]) -> list[str]:
+    if summary is None:
+        return []
+    levels = summary["connections"]
+    python = meta["machine_limit_python"]
+    limit = summary["machine_limit"]
+    lines = [
+        "",
+        "The CPU route's scaling ladder: req/s at each connection level (wrk, "
+        f"{meta['wrk_threads']} thread(s)), and the speed-up over the existing plugin "
+        "(paired by round, median). Machine limit: `work()` in K plain "
+        f"CPython {python['version']} processes at once ({python['executable']}), calls/s, "
+        "in the column of K connections; its speed-up is K processes over 1, what the "
+        "machine can give.",
+        "",
+        "| configuration | " + " | ".join(f"{c} conn." for c in levels) + " |",
+        "|---|" + "---:|" * len(levels),
+    ]
+    for row in summary["rows"]:
+        cells = []
+        for level in levels:
+            value, ratio = row["req_s"].get(level), row["speedup"].get(level)
+            text = _number(value)
+            if ratio is not None and row is not summary["rows"][0]:
+                text += f" ({ratio:.2f}x)"
+            cells.append(text)
+        lines.append(f"| {row['configuration']} | " + " | ".join(cells) + " |")
+    if limit:
+        cells = []
+        for level in levels:
+            if level not in limit:
+                cells.append("")
+            elif level == 1 or summary["machine_limit_speedup"] is None:
+                cells.append(f"K={level}: {_number(limit[level])}")
+            else:
+                cells.append(
+                    f"K={level}: {_number(limit[level])} ({summary['machine_limit_speedup']:.2f}x)"
+                )
+        lines.append("| machine limit (calls/s) | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _mixed_goal(results: Results, configs: list[str]) -> list[str]:
     """The "mixed" rows of each ours-N+main against MIXED_GOALS (median of the paired
     ratios)."""
@@ -1061,7 +1414,7 @@ def markdown(
     measured = [
         m.configuration
         for m in results.measurements.values()
-        if m.scenario != "pure-Python loop, standalone"
+        if m.scenario not in ("pure-Python loop, standalone", MACHINE_LIMIT)
     ]
     configs = [c for c in dict.fromkeys([*configs, *measured]) if c == configs[0] or c in measured]
     base_name = configs[0]
@@ -1070,14 +1423,15 @@ def markdown(
     lines += ["| " + " | ".join(header) + " |", "|---|---:|---|" + "---:|" * (len(header) - 3)]
     rows = dict.fromkeys((m.scenario, m.concurrency, m.unit) for m in results.measurements.values())
     for scenario, concurrency, unit in rows:
-        if scenario == "pure-Python loop, standalone":
-            continue  # its own table below: its columns are CPythons, not configurations
+        if scenario in ("pure-Python loop, standalone", MACHINE_LIMIT):
+            continue  # tables of their own below: their columns are not configurations
         by_config = {c: results.measurements.get((scenario, concurrency, c)) for c in configs}
         cells = [scenario, str(concurrency) if concurrency else "", unit]
         cells += [_cell(by_config[c]) for c in configs]
         cells += [_ratio_cell(by_config[o], by_config[base_name]) for o in others]
         lines.append("| " + " | ".join(cells) + " |")
 
+    lines += _ladder_table(ladder(results, configs), meta)
     lines += _mixed_goal(results, configs)
     standalone = [
         m for m in results.measurements.values() if m.scenario == "pure-Python loop, standalone"
@@ -1111,7 +1465,7 @@ def markdown(
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for m in results.measurements.values():
-        if m.unit not in ("req/s", "instances/s", "ms"):
+        if m.unit not in ("req/s", "instances/s", "ms", "calls/s"):
             continue
         s = m.summary()
         lines.append(
@@ -1143,10 +1497,36 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="1 repetition, short runs: not for reporting"
     )
-    parser.add_argument("--configurations", default="existing,ours-1,ours-2")
+    cores = len(os.sched_getaffinity(0))
+    parser.add_argument(
+        "--interpreters",
+        default=",".join(map(str, doublings(cores))),
+        help="the interpreter counts N of this plugin, each run as ours-N next to the "
+        f"existing plugin (default 1, 2, 4, ... up to the usable cores: {cores} here)",
+    )
+    parser.add_argument(
+        "--configurations",
+        help="instead of --interpreters: existing first, then ours-N or ours-auto",
+    )
+    parser.add_argument(
+        "--connections",
+        help="the connection levels of the CPU route and of the storage reads (default 1, 2, "
+        f"4, ... up to twice the usable cores: {2 * cores} here)",
+    )
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=wrk_threads(cores),
+        help=f"wrk's threads (default one per 4 cores, at least 1: {wrk_threads(cores)} here)",
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--repetitions", type=int, help="rounds (default 3; 1 with --quick)")
     args = parser.parse_args()
+    global WRK_THREADS
+    WRK_THREADS = max(1, args.wrk_threads)
+    levels = (
+        [int(c) for c in args.connections.split(",")] if args.connections else doublings(2 * cores)
+    )
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
     if not EXISTING_PLUGIN.exists():
@@ -1154,7 +1534,12 @@ def main() -> int:
     scenarios = args.scenarios.split(",")
     if unknown := set(scenarios) - set(SCENARIOS):
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    configs = configurations(args.configurations.split(","))
+    names = (
+        args.configurations.split(",")
+        if args.configurations
+        else ["existing", *(f"ours-{n}" for n in args.interpreters.split(","))]
+    )
+    configs = configurations(names)
     if configs[0].name != "existing":
         raise SystemExit("the first configuration is the baseline: existing")
     quick = args.quick
@@ -1183,6 +1568,10 @@ def main() -> int:
         "seconds": seconds,
         "files": files,
         "configurations": [asdict(c) | {"plugin": str(c.plugin)} for c in configs],
+        "connections": levels,
+        "wrk_threads": WRK_THREADS,
+        "machine_limit_processes": sorted({1, cores}),
+        "machine_limit_python": python_info(sys.executable),
         "cpythons": {label: python_info(executable) for label, executable in cpythons.items()},
     }
     folder = RESULTS / (env["name"] + ("-quick" if quick else ""))
@@ -1194,12 +1583,13 @@ def main() -> int:
         "cpu": [
             partial(
                 bench_http,
-                [("cpu-bound route", "/bench/cpu", [1, 2, 4, 8])],
+                [(CPU_ROUTE, "/bench/cpu", levels)],
                 CPU_SCRIPT,
                 configs,
                 seconds,
                 rounds,
                 results=results,
+                limit=(sys.executable, sorted({1, cores})),
             )
         ],
         "trivial": [
@@ -1225,6 +1615,7 @@ def main() -> int:
                 ("storage area (pure-Python checksum)", PYTHON_STORAGE_SCRIPT),
             )
         ],
+        "reads": [partial(bench_reads, configs, levels, cores, seconds, rounds, results=results)],
         "mixed": [
             partial(bench_mixed, configs, MIXED_CONNECTIONS, seconds, rounds, results=results)
         ],
@@ -1258,6 +1649,7 @@ def main() -> int:
         "environment": env,
         "run": meta,
         "notes": results.notes,
+        "ladder": ladder(results, [c.name for c in configs]),
         "measurements": [
             {
                 "scenario": m.scenario,

@@ -16,14 +16,15 @@ cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--forky" ]; then
   # Through scripts/in-forky.sh, on a copy of its own (its own .venv and build/),
-  # so that a test run in the root at the same time cannot rebuild under it.
+  # so that a test run in the root at the same time cannot rebuild under it;
+  # OPM_FORKY_COPY names another (a path inside the root: one per worktree).
   shift
   name=forky
   for arg in "$@"; do
     [ "$arg" = "--quick" ] && name=forky-quick
   done
   root=$(bash scripts/forky-root.sh)
-  copy=/opt/opm-bench
+  copy=${OPM_FORKY_COPY:-/opt/opm-bench}
   rm -rf "$root$copy/perf/results/$name"
   status=0
   OPM_FORKY_COPY=$copy bash scripts/in-forky.sh bash scripts/bench.sh "$@" || status=$?
