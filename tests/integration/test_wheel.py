@@ -129,6 +129,4 @@ def test_orthanc_loads_the_installed_plugin_and_serves_from_two_interpreters(
     seen = [json.loads(answer.text) for answer in answers]
     assert {answer["interpreter"] for answer in seen} == {0, 1}
     # The script runs in the environment the wheel went into, not the one it was built in.
-    assert {os.path.realpath(answer["prefix"]) for answer in seen} == {
-        os.path.realpath(fresh_venv)
-    }
+    assert {os.path.realpath(answer["prefix"]) for answer in seen} == {os.path.realpath(fresh_venv)}
