@@ -91,6 +91,14 @@ prefix="$cache/cpython-$version"
 build_log="$cache/cpython-$version.log"
 : > "$build_log"
 
+# The log's last line, or the file it compiles when it is a compiler command.
+last_action() {
+  local line source
+  line=$(tail -n 1 "$build_log")
+  source=$(grep -oE '[^ ]+\.c( |$)' <<< "$line" | tail -n 1 || true)
+  if [ -n "$source" ]; then echo "compiling $source"; else cut -c 1-90 <<< "$line"; fi
+}
+
 # Runs a step with its output in the log, and says every 30 s that it is still running.
 step() {
   local label=$1
@@ -103,7 +111,7 @@ step() {
     sleep 1
     ticks=$((ticks + 1))
     if [ $((ticks % 30)) = 0 ]; then
-      log "  $label: $(elapsed "$step_started") so far; last: $(tail -n 1 "$build_log" | cut -c 1-90)"
+      log "  $label: $(elapsed "$step_started") so far; last: $(last_action)"
     fi
   done
   if ! wait "$pid"; then
