@@ -122,7 +122,7 @@ step() {
   log "  $label: done in $(elapsed "$step_started")"
 }
 
-log "building CPython $version into $prefix, once: on 2 busy cores this took about 15 minutes" \
+log "building CPython $version into $prefix, once: on 2 busy cores this took 9 minutes 19 s" \
   "(configure, make -j$(nproc), install); later set-ups reuse it"
 rm -rf "$prefix"
 mkdir -p "$work/build"
