@@ -42,7 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config", type=Path, help="JSON file whose options are merged over the generated ones"
     )
-    run.add_argument("--verbose", action="store_true", help="Orthanc's --verbose (print() shows)")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Orthanc's --verbose: its information-level log lines too "
+        "(print() output shows with or without it)",
+    )
     return parser
 
 
