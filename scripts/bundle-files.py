@@ -39,7 +39,7 @@ PACKAGES = [
 
 # Single files of other packages: the dynamic loader's configuration, the account and
 # host databases, the OS description bench.py records, dpkg-query and the status file
-# it reads, the DICOM dictionaries Orthanc loads from DCMTK's data folder, the
+# it reads, the DICOM dictionaries Orthanc loads from DCMTK's data folder (/usr/share/dcmtk), the
 # time zones Python and Orthanc may ask for.
 EXTRA_FILES = [
     "/bin/sh",
@@ -59,6 +59,7 @@ EXTRA_FILES = [
 ]
 EXTRA_GLOBS = [
     "/etc/ld.so.conf.d/*",
+    "/usr/share/dcmtk*/*.dic",
     "/usr/share/libdcmtk*/*.dic",
     "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules",
     "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.d/*",
