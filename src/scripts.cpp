@@ -12,9 +12,11 @@
 
 #include "bootstrap_py.h"
 
-#include <pybind11/eval.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+// After Python.h (pybind11.h), which it needs.
+#include <marshal.h>
 
 #include <filesystem>
 #include <string>
@@ -30,10 +32,32 @@ namespace {
 /// How long daemon threads of a sub-interpreter may take to end at stop.
 constexpr double daemon_grace_s = 2.0;
 
+/// The bootstrap's code object in the current interpreter (GIL held): the one compiled
+/// at build time where this libpython reads its bytecode, else compiled from the text.
+/// Compiled here, in every interpreter, it took time and left about 0.5 MiB behind in
+/// each sub-interpreter (perf/costs.py).
+py::object bootstrap_code() {
+    if (PyImport_GetMagicNumber() == bootstrap_py_magic) {
+        PyObject* code = PyMarshal_ReadObjectFromString(
+            reinterpret_cast<const char*>(bootstrap_py_code), sizeof(bootstrap_py_code));
+        if (code) return py::reinterpret_steal<py::object>(code);
+        PyErr_Clear();  // a libpython that cannot read it after all: the text below
+    }
+    PyObject* code = Py_CompileString(bootstrap_py, bootstrap_py_file_name, Py_file_input);
+    if (!code) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(code);
+}
+
 py::module_ load_bootstrap() {
     py::module_ module = py::reinterpret_steal<py::module_>(PyModule_New("_orthanc_python_multi"));
     if (!module) throw py::error_already_set();
-    py::exec(bootstrap_py, module.attr("__dict__"));
+    py::dict globals = module.attr("__dict__");
+    if (!globals.contains("__builtins__"))
+        globals["__builtins__"] = py::handle(PyEval_GetBuiltins());
+    py::object code = bootstrap_code();
+    PyObject* result = PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr());
+    if (!result) throw py::error_already_set();
+    Py_DECREF(result);
     py::module_::import("sys").attr("modules")["_orthanc_python_multi"] = module;
     return module;
 }
