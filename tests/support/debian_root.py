@@ -101,9 +101,7 @@ echo unmounted
     ) -> None:
         holder = self._holder
         assert holder is not None and holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        out, err = holder.communicate(timeout=60)
+        out, err = holder.communicate(input="\n", timeout=60)
         self._scratch.rmdir()
         assert holder.returncode == 0 and "unmounted" in out, err
 
