@@ -78,7 +78,8 @@ def test_package_name_fields_and_layout(built: Built) -> None:
     orthanc, python = RELEASES[built.release]
     number = {"trixie": 13, "forky": 14}[built.release]
     assert re.fullmatch(
-        rf"{built.deb.rsplit('/', 1)[0]}/{PACKAGE}_\d+\.\d+\.\d+-1\+deb{number}_amd64\.deb", built.deb
+        rf"{built.deb.rsplit('/', 1)[0]}/{PACKAGE}_\d+\.\d+\.\d+-1\+deb{number}_amd64\.deb",
+        built.deb,
     )
     fields = _chroot(built.root, "dpkg-deb", "--field", built.deb).stdout
     depends = re.search(r"^Depends: (.*)$", fields, re.M)
@@ -155,7 +156,10 @@ def _wait_for_http(server: subprocess.Popen[str], port: int) -> None:
 
 def test_install_serve_two_interpreters_purge(built: Built, layer: DisposableLayer) -> None:
     # Installed next to Debian's orthanc (and orthanc-python, which it replaces).
-    assert "install ok installed" in layer.run("dpkg-query", "-W", "-f=${Status}", "orthanc-python").stdout
+    assert (
+        "install ok installed"
+        in layer.run("dpkg-query", "-W", "-f=${Status}", "orthanc-python").stdout
+    )
     installed = layer.run("apt-get", "install", "-y", "-q", built.deb)
     assert re.search(r"REMOVED:\s+orthanc-python\s", installed.stdout), installed.stdout
     removed = layer.run("dpkg-query", "-W", "-f=${Status}", "orthanc-python").stdout
@@ -166,7 +170,12 @@ def test_install_serve_two_interpreters_purge(built: Built, layer: DisposableLay
 
     plugin = layer.run("orthanc-python-multi", "plugin-path").stdout.strip()
     assert re.fullmatch(r"/usr/lib/orthanc/libOrthancPythonMulti\.so\.[0-9.]+", plugin)
-    assert layer.run("readlink", "-f", "/usr/share/orthanc/plugins/libOrthancPythonMulti.so").stdout.strip() == plugin
+    assert (
+        layer.run(
+            "readlink", "-f", "/usr/share/orthanc/plugins/libOrthancPythonMulti.so"
+        ).stdout.strip()
+        == plugin
+    )
     owner = layer.run("stat", "-c", "%U:%G %a", "/etc/orthanc/python-multi.json").stdout.strip()
     assert owner == "orthanc:orthanc 664"
 

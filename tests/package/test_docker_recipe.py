@@ -19,7 +19,7 @@ def test_docker_recipe_steps() -> None:
     with DisposableLayer(root) as layer:
         layer.run("bash", f"{copy}/docker/build.sh", copy, timeout=2400)
         layer.run(
-            "sh", "-c", f'bash "$0"/docker/install.sh "$0"/dist/orthanc-python-multi_*.deb', copy,
+            "sh", "-c", 'bash "$0"/docker/install.sh "$0"/dist/orthanc-python-multi_*.deb', copy,
             timeout=600,
         )  # fmt: skip
         result = layer.run(

@@ -37,9 +37,7 @@ def in_root(
 ) -> subprocess.CompletedProcess[str]:
     """`command` run by scripts/in-root.sh on the copy `copy` (a path inside the root)
     of this checkout."""
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("OPM_")
-    }
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("OPM_")}
     environment[f"OPM_{release.upper()}_COPY"] = copy
     return subprocess.run(
         ["bash", str(ROOT / "scripts" / "in-root.sh"), release, *command],
@@ -108,9 +106,7 @@ echo unmounted
     def command(self, *command: str, user: str | None = None) -> list[str]:
         """The command line running `command` in the layer (as `user`, or root)."""
         assert self._holder is not None
-        as_user = (
-            ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"] if user else []
-        )
+        as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"] if user else []
         return [
             "nsenter", f"--mount=/proc/{self._holder.pid}/ns/mnt",
             "chroot", str(self.merged), "env", "-i", *ROOT_ENVIRONMENT, *as_user, *command,
