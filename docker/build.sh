@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
-# The build steps of the Docker image (docker/Dockerfile runs this in its build
-# stage): Debian packages, a virtual environment, the plugin built into it.
-# Usage: docker/build.sh SOURCE_FOLDER PREFIX  (the environment goes to PREFIX)
+# The build step of the Docker image (docker/Dockerfile runs this in its build
+# stage): the Debian package of scripts/package-deb.sh, written to SOURCE/dist/.
+# Usage: docker/build.sh SOURCE_FOLDER
 set -euo pipefail
 source_folder=$1
-prefix=$2
 export DEBIAN_FRONTEND=noninteractive
 # Check-Valid-Until: a snapshot mirror of a testing release serves an expired index.
-apt_options=(-q -o Acquire::Check-Valid-Until=false)
-apt-get "${apt_options[@]}" update
-apt-get "${apt_options[@]}" install -y --no-install-recommends \
-  orthanc orthanc-dev libjsoncpp-dev g++ python3 python3-venv python3-dev libpython3-dev curl
-python3 -m venv "$prefix"
-"$prefix/bin/pip" install -q "scikit-build-core>=0.10" "pybind11>=3.1" "libclang>=16" cmake ninja
-"$prefix/bin/pip" install -q --no-build-isolation "$source_folder"
+apt-get -q -o Acquire::Check-Valid-Until=false update
+# It installs its own build dependencies.
+bash "$source_folder/scripts/package-deb.sh"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Checks an installed environment the way the Docker image's last stage does:
-# the plugin file exists, Orthanc loads it with 2 interpreters, and the sample
-# script answers on loopback. Also run natively by tests/integration/test_docker.py.
+# Checks an installed plugin the way the Docker image's build stage does: the
+# plugin file exists, Orthanc loads it with 2 interpreters, and the sample script
+# answers on loopback. PREFIX holds bin/orthanc-python-multi and bin/python3: /usr
+# for the Debian package, or a virtual environment. Also run by
+# tests/package/test_docker_recipe.py and tests/integration/test_docker.py.
 # Usage: docker/check.sh PREFIX SAMPLE_SCRIPT
 set -euo pipefail
 prefix=$1
@@ -12,7 +14,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Free loopback ports, chosen as the tests choose theirs (tests/support/process.py).
 checkout=$(cd "$(dirname "$0")/.." && pwd)
-port=$(PYTHONPATH="$checkout" "$prefix/bin/python" -c "from tests.support.process import free_ports; print(' '.join(map(str, free_ports(2))))")
+port=$(PYTHONPATH="$checkout" "$prefix/bin/python3" -c "from tests.support.process import free_ports; print(' '.join(map(str, free_ports(2))))")
 http_port=${port% *}
 dicom_port=${port#* }
 "$prefix/bin/orthanc-python-multi" run "$sample" --interpreters 2 --http-port "$http_port" \
